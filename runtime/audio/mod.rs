@@ -1,0 +1,21 @@
+//! Audio input: everything that turns outside audio into mono 16 kHz `f32` samples for the
+//! frontend.
+//!
+//! - [`wav`]: WAV files (8/16/24/32-bit integer PCM, 32-bit float, any channel count and rate).
+//! - [`pcm`]: sample conversions shared by every source (int16 / 32768 exactly like
+//!   sherpa-onnx), channel downmix, the [`pcm::MonoConverter`] pipeline, and raw s16le input
+//!   (stdin).
+//! - [`resample`]: [`resample::StreamResampler`], the one band-limited resampler (rubato FFT),
+//!   used by the offline readers and the live sources alike.
+//!
+//! Every offline reader returns an [`Audio`] whose `samples` are mono, at
+//! [`MODEL_SAMPLE_RATE`], nominally in [-1, 1]. Errors are one-line `anyhow` messages that name
+//! the input, the problem and what to do about it.
+
+pub mod pcm;
+pub mod resample;
+pub mod wav;
+
+pub use pcm::{downmix_interleaved, read_raw_s16le, Audio, MonoConverter, MODEL_SAMPLE_RATE};
+pub use resample::StreamResampler;
+pub use wav::{read_wav, read_wav_from};

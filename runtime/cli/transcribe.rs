@@ -1,0 +1,91 @@
+//! `zipvox transcribe`: files in, transcripts out.
+
+use super::{one_line, ModelArgs};
+use crate::audio;
+use crate::model::Transducer;
+use crate::recognizer::transcribe_samples;
+use anyhow::Result;
+use clap::Args;
+use serde::Serialize;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+#[derive(Debug, Args)]
+pub struct TranscribeArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Print one JSON object per file: file, text, tokens, timestamps, duration_s, rtf.
+    #[arg(long)]
+    pub json: bool,
+    /// Sample rate of raw 16-bit little-endian PCM read from stdin (`-`).
+    #[arg(long, default_value_t = 16000)]
+    pub rate: u32,
+    /// Channels of raw PCM read from stdin (`-`).
+    #[arg(long, default_value_t = 1)]
+    pub channels: u16,
+    /// WAV files to transcribe; `-` reads raw S16_LE PCM from stdin.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+}
+
+#[derive(Serialize)]
+struct JsonLine<'a> {
+    file: &'a str,
+    text: &'a str,
+    tokens: &'a [String],
+    timestamps: Vec<f64>,
+    duration_s: f64,
+    rtf: f64,
+}
+
+fn round(x: f64, digits: i32) -> f64 {
+    let p = 10f64.powi(digits);
+    (x * p).round() / p
+}
+
+pub fn run(args: &TranscribeArgs) -> Result<i32> {
+    let model = Arc::new(Transducer::load(&args.model.config())?);
+    log::info!("model loaded in {:.2?}", model.load_time);
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let mut status = 0;
+    for path in &args.files {
+        let name = path.display().to_string();
+        let audio = if name == "-" {
+            audio::read_raw_s16le(std::io::stdin().lock(), args.rate, args.channels, "stdin")
+        } else {
+            audio::read_wav(path)
+        };
+        let audio = match audio {
+            Ok(a) => a,
+            Err(e) => {
+                eprintln!("zipvox: error: {}", one_line(&e));
+                status = 2;
+                continue;
+            }
+        };
+        let t0 = Instant::now();
+        let transcript = transcribe_samples(&model, &audio.samples, 0)?;
+        let elapsed = t0.elapsed().as_secs_f64();
+        let duration = audio.samples.len() as f64 / audio::MODEL_SAMPLE_RATE as f64;
+        if args.json {
+            let line = JsonLine {
+                file: &name,
+                text: &transcript.text,
+                tokens: &transcript.tokens,
+                timestamps: transcript.timestamps.iter().map(|&t| round(t as f64, 3)).collect(),
+                duration_s: round(duration, 3),
+                rtf: round(if duration > 0.0 { elapsed / duration } else { 0.0 }, 5),
+            };
+            writeln!(out, "{}", serde_json::to_string(&line)?)?;
+        } else if args.files.len() == 1 {
+            writeln!(out, "{}", transcript.text)?;
+        } else {
+            writeln!(out, "{name}\t{}", transcript.text)?;
+        }
+        out.flush()?;
+    }
+    Ok(status)
+}

@@ -1,0 +1,202 @@
+//! The streaming encoder: one tract plan, run once per chunk, with its caches carried over.
+//!
+//! Every graph input other than the features `x` is a state: it starts at zero (as sherpa-onnx
+//! initialises them) and is replaced after each chunk by the output named `new_<input>`. The
+//! outputs are moved, not copied, into the next chunk's inputs.
+
+use super::meta::{EncoderMeta, ExpectedState};
+use super::onnx::{OnnxFile, Plan};
+use super::repair::repair_downsample_padding;
+use anyhow::{bail, Context, Result};
+use std::path::Path;
+use tract_onnx::prelude::*;
+
+/// How one state input maps onto the plan.
+#[derive(Debug, Clone)]
+struct StateSlot {
+    name: String,
+    input: usize,
+    output: usize,
+    initial: TValue,
+    /// tract types some integer outputs (e.g. `new_processed_lens`) as symbolic dims (TDim);
+    /// they are cast back to the input's type before being fed in again.
+    cast_to: Option<DatumType>,
+}
+
+/// The loaded encoder (immutable, shareable between streams).
+pub struct EncoderModel {
+    pub meta: EncoderMeta,
+    plan: Plan,
+    x_input: usize,
+    feature_dim: usize,
+    out_index: usize,
+    /// Encoder frames per chunk and their dimension (e.g. 8 × 320).
+    pub out_frames: usize,
+    pub out_dim: usize,
+    states: Vec<StateSlot>,
+    /// Names of downsample Concat nodes repaired at load (see `repair`).
+    pub repaired: Vec<String>,
+}
+
+impl EncoderModel {
+    pub fn load(path: &Path) -> Result<Self> {
+        let mut file = OnnxFile::read(path)?;
+        let meta = EncoderMeta::parse(&file.metadata, path)?;
+        let repaired = match meta.kind {
+            super::meta::EncoderKind::Zipformer2 { .. } => repair_downsample_padding(&mut file.proto)?,
+            _ => vec![],
+        };
+        if !repaired.is_empty() {
+            log::warn!(
+                "{}: repaired upstream export defect: dropped the spurious padding frame in {} downsample Concat nodes ({})",
+                path.display(),
+                repaired.len(),
+                repaired.join(", ")
+            );
+        }
+        let declared = file.declared_inputs()?;
+        let expected: Vec<ExpectedState> = meta.expected_states();
+        let Some(x_input) = declared.iter().position(|d| d.name == "x") else {
+            bail!("{}: encoder has no input named 'x': not a sherpa-onnx streaming encoder", path.display());
+        };
+        let x_decl = &declared[x_input];
+        if x_decl.dims.len() != 3 {
+            bail!("{}: encoder input x should be [N, T, feature_dim], found rank {}", path.display(), x_decl.dims.len());
+        }
+        let feature_dim = x_decl.dims[2].with_context(|| format!("{}: encoder input x has no fixed feature dimension", path.display()))?;
+        if let Some(t) = x_decl.dims[1] {
+            if t != meta.chunk_frames {
+                bail!("{}: encoder input x has {t} frames but metadata T={}", path.display(), meta.chunk_frames);
+            }
+        }
+        let mut shapes = Vec::with_capacity(declared.len());
+        for (ix, d) in declared.iter().enumerate() {
+            let shape = if ix == x_input {
+                vec![1, meta.chunk_frames, feature_dim]
+            } else {
+                let s = d.batch1_shape();
+                if let Some(e) = expected.iter().find(|e| e.name == d.name) {
+                    if e.shape != s {
+                        bail!(
+                            "{}: state input {} is declared {:?} but the metadata ({}) implies {:?}: the metadata does not describe this graph",
+                            path.display(), d.name, s, meta.describe(), e.shape
+                        );
+                    }
+                }
+                s
+            };
+            shapes.push((d.datum_type, shape));
+        }
+        for e in &expected {
+            if !declared.iter().any(|d| d.name == e.name) {
+                bail!(
+                    "{}: the metadata ({}) implies a state input {} that the graph does not have",
+                    path.display(),
+                    meta.model_type(),
+                    e.name
+                );
+            }
+        }
+        let (plan, out_names) = file.plan(&shapes)?;
+        let Some(out_index) = out_names.iter().position(|n| n == "encoder_out") else {
+            bail!("{}: encoder has no output named encoder_out", path.display());
+        };
+        let out_fact = plan.model().output_fact(out_index)?.clone();
+        let out_shape: Vec<usize> = out_fact
+            .shape
+            .as_concrete()
+            .with_context(|| format!("{}: encoder_out shape is not fixed", path.display()))?
+            .to_vec();
+        if out_shape.len() != 3 || out_shape[0] != 1 {
+            bail!("{}: encoder_out should be [1, frames, dim], found {:?}", path.display(), out_shape);
+        }
+        let mut states = Vec::new();
+        for (ix, d) in declared.iter().enumerate() {
+            if ix == x_input {
+                continue;
+            }
+            let new_name = format!("new_{}", d.name);
+            let Some(output) = out_names.iter().position(|n| *n == new_name) else {
+                bail!("{}: state input {} has no matching output {new_name}", path.display(), d.name);
+            };
+            let (dt, shape) = &shapes[ix];
+            let initial = Tensor::zero_dt(*dt, shape)?.into_tvalue();
+            let out_dt = plan.model().output_fact(output)?.datum_type;
+            let cast_to = (out_dt != *dt).then_some(*dt);
+            states.push(StateSlot { name: d.name.clone(), input: ix, output, initial, cast_to });
+        }
+        Ok(EncoderModel {
+            meta,
+            plan,
+            x_input,
+            feature_dim,
+            out_index,
+            out_frames: out_shape[1],
+            out_dim: out_shape[2],
+            states,
+            repaired,
+        })
+    }
+
+    pub fn feature_dim(&self) -> usize {
+        self.feature_dim
+    }
+
+    /// Feature frames per encoder output frame (4 for these models; sherpa-onnx hard-codes it).
+    pub fn subsampling_factor(&self) -> usize {
+        (self.meta.chunk_shift / self.out_frames.max(1)).max(1)
+    }
+
+    pub fn state_names(&self) -> impl Iterator<Item = &str> {
+        self.states.iter().map(|s| s.name.as_str())
+    }
+
+    pub fn plan(&self) -> &Plan {
+        &self.plan
+    }
+}
+
+/// Per-stream encoder execution state: the tract state plus the carried caches.
+pub struct EncoderRunner {
+    model: std::sync::Arc<EncoderModel>,
+    state: TypedSimpleState,
+    carried: Vec<TValue>,
+}
+
+impl EncoderRunner {
+    pub fn new(model: std::sync::Arc<EncoderModel>) -> Result<Self> {
+        let state = model.plan.spawn()?;
+        let carried = model.states.iter().map(|s| s.initial.clone()).collect();
+        Ok(EncoderRunner { model, state, carried })
+    }
+
+    /// Back to the initial (all-zero) caches.
+    pub fn reset(&mut self) {
+        for (c, s) in self.carried.iter_mut().zip(&self.model.states) {
+            *c = s.initial.clone();
+        }
+    }
+
+    /// Runs one chunk of `T × feature_dim` features; returns `encoder_out` `[1, frames, dim]`.
+    pub fn run_chunk(&mut self, features: &[f32]) -> Result<TValue> {
+        let m = &self.model;
+        let x = Tensor::from_shape(&[1, m.meta.chunk_frames, m.feature_dim], features)?;
+        let n_inputs = m.states.len() + 1;
+        let mut inputs: TVec<Option<TValue>> = (0..n_inputs).map(|_| None).collect();
+        inputs[m.x_input] = Some(x.into_tvalue());
+        for (slot, value) in m.states.iter().zip(self.carried.iter_mut()) {
+            // Move the state in; it is replaced by the new one below.
+            inputs[slot.input] = Some(std::mem::replace(value, slot.initial.clone()));
+        }
+        let inputs: TVec<TValue> = inputs.into_iter().map(|v| v.expect("every input is set")).collect();
+        let mut outputs = self.state.run(inputs).context("encoder chunk failed")?;
+        for (slot, value) in m.states.iter().zip(self.carried.iter_mut()) {
+            let new = std::mem::replace(&mut outputs[slot.output], slot.initial.clone());
+            *value = match slot.cast_to {
+                None => new,
+                Some(dt) => new.cast_to_dt(dt)?.into_owned().into_tvalue(),
+            };
+        }
+        Ok(outputs.swap_remove(m.out_index))
+    }
+}

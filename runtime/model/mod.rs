@@ -1,0 +1,101 @@
+//! The transducer model: discovery of its files, ONNX metadata, and the tract plans of its three
+//! parts (encoder, decoder, joiner), plus the token table.
+//!
+//! Everything here is immutable once loaded and shared between streams through `Arc`; the
+//! per-stream mutable parts are the `*Runner` types.
+
+pub mod decoder;
+pub mod encoder;
+pub mod files;
+pub mod joiner;
+pub mod meta;
+pub mod onnx;
+pub mod range_fix;
+pub mod repair;
+pub mod tokens;
+
+pub use decoder::{DecoderModel, DecoderRunner};
+pub use encoder::{EncoderModel, EncoderRunner};
+pub use files::{FileOverrides, ModelFiles, Precision};
+pub use joiner::{JoinerModel, JoinerRunner};
+pub use tokens::TokenTable;
+
+use anyhow::{bail, Result};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// What to load.
+#[derive(Debug, Clone, Default)]
+pub struct ModelConfig {
+    pub dir: PathBuf,
+    pub precision: Precision,
+    pub overrides: FileOverrides,
+}
+
+/// A loaded streaming transducer.
+pub struct Transducer {
+    pub files: ModelFiles,
+    pub encoder: Arc<EncoderModel>,
+    pub decoder: Arc<DecoderModel>,
+    pub joiner: Arc<JoinerModel>,
+    pub tokens: Arc<TokenTable>,
+    /// Wall time spent loading (parse, analyse, optimize all three parts).
+    pub load_time: Duration,
+}
+
+impl Transducer {
+    pub fn load(config: &ModelConfig) -> Result<Self> {
+        let t0 = Instant::now();
+        let files = ModelFiles::discover(&config.dir, config.precision, &config.overrides)?;
+        let tokens = TokenTable::load(&files.tokens)?;
+        let decoder = DecoderModel::load(&files.decoder)?;
+        if tokens.len() != decoder.meta.vocab_size {
+            bail!(
+                "{} has {} tokens but the decoder's vocab_size is {}: tokens.txt does not belong to this model",
+                files.tokens.display(),
+                tokens.len(),
+                decoder.meta.vocab_size
+            );
+        }
+        let joiner = JoinerModel::load(&files.joiner)?;
+        if joiner.vocab_size != decoder.meta.vocab_size {
+            bail!(
+                "{} outputs {} logits but the decoder's vocab_size is {}: the parts come from different models",
+                files.joiner.display(),
+                joiner.vocab_size,
+                decoder.meta.vocab_size
+            );
+        }
+        if decoder.out_dim != joiner.dim {
+            bail!(
+                "{} outputs dim {} but the joiner takes {}: the parts come from different models",
+                files.decoder.display(),
+                decoder.out_dim,
+                joiner.dim
+            );
+        }
+        let encoder = EncoderModel::load(&files.encoder)?;
+        if encoder.out_dim != joiner.dim {
+            bail!(
+                "{} outputs dim {} but the joiner takes {}: the parts come from different models",
+                files.encoder.display(),
+                encoder.out_dim,
+                joiner.dim
+            );
+        }
+        Ok(Transducer {
+            files,
+            encoder: Arc::new(encoder),
+            decoder: Arc::new(decoder),
+            joiner: Arc::new(joiner),
+            tokens: Arc::new(tokens),
+            load_time: t0.elapsed(),
+        })
+    }
+
+    /// Seconds of audio per encoder output frame (frame shift 10 ms × subsampling).
+    pub fn seconds_per_output_frame(&self) -> f32 {
+        0.01 * self.encoder.subsampling_factor() as f32
+    }
+}
