@@ -179,6 +179,15 @@ impl EncoderRunner {
 
     /// Runs one chunk of `T × feature_dim` features; returns `encoder_out` `[1, frames, dim]`.
     pub fn run_chunk(&mut self, features: &[f32]) -> Result<TValue> {
+        self.run_chunk_with(features, None)
+    }
+
+    /// As `run_chunk`, adding each node's wall time to `profile` (by op name).
+    pub fn run_chunk_profiled(&mut self, features: &[f32], profile: &mut OpProfile) -> Result<TValue> {
+        self.run_chunk_with(features, Some(profile))
+    }
+
+    fn run_chunk_with(&mut self, features: &[f32], profile: Option<&mut OpProfile>) -> Result<TValue> {
         let m = &self.model;
         let x = Tensor::from_shape(&[1, m.meta.chunk_frames, m.feature_dim], features)?;
         let n_inputs = m.states.len() + 1;
@@ -189,7 +198,16 @@ impl EncoderRunner {
             inputs[slot.input] = Some(std::mem::replace(value, slot.initial.clone()));
         }
         let inputs: TVec<TValue> = inputs.into_iter().map(|v| v.expect("every input is set")).collect();
-        let mut outputs = self.state.run(inputs).context("encoder chunk failed")?;
+        let mut outputs = match profile {
+            None => self.state.run(inputs),
+            Some(p) => self.state.run_plan_with_eval(inputs, |ctx, op_state, node, input| {
+                let t0 = std::time::Instant::now();
+                let r = tract_onnx::tract_core::plan::eval(ctx, op_state, node, input);
+                p.add(node.op().name().as_ref(), t0.elapsed());
+                r
+            }),
+        }
+        .context("encoder chunk failed")?;
         for (slot, value) in m.states.iter().zip(self.carried.iter_mut()) {
             let new = std::mem::replace(&mut outputs[slot.output], slot.initial.clone());
             *value = match slot.cast_to {
@@ -198,5 +216,26 @@ impl EncoderRunner {
             };
         }
         Ok(outputs.swap_remove(m.out_index))
+    }
+}
+
+/// Accumulated wall time and call count per op name (for `zipvox bench --profile`).
+#[derive(Debug, Default, Clone)]
+pub struct OpProfile {
+    pub by_op: std::collections::BTreeMap<String, (std::time::Duration, usize)>,
+}
+
+impl OpProfile {
+    pub fn add(&mut self, op: &str, d: std::time::Duration) {
+        let e = self.by_op.entry(op.to_string()).or_default();
+        e.0 += d;
+        e.1 += 1;
+    }
+
+    /// Entries sorted by descending time.
+    pub fn sorted(&self) -> Vec<(&str, std::time::Duration, usize)> {
+        let mut v: Vec<_> = self.by_op.iter().map(|(k, (d, n))| (k.as_str(), *d, *n)).collect();
+        v.sort_by(|a, b| b.1.cmp(&a.1));
+        v
     }
 }

@@ -15,7 +15,7 @@ pub mod repair;
 pub mod tokens;
 
 pub use decoder::{DecoderModel, DecoderRunner};
-pub use encoder::{EncoderModel, EncoderRunner};
+pub use encoder::{EncoderModel, EncoderRunner, OpProfile};
 pub use files::{FileOverrides, ModelFiles, Precision};
 pub use joiner::{JoinerModel, JoinerRunner};
 pub use tokens::TokenTable;
