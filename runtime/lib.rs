@@ -8,6 +8,7 @@
 pub mod audio;
 pub mod cli;
 pub mod frontend;
+pub mod kernels;
 pub mod model;
 pub mod recognizer;
 pub mod search;

@@ -46,6 +46,8 @@ pub struct Recognizer {
     features: Vec<f32>,
     samples_in: usize,
     pub times: StageTimes,
+    /// When set, every encoder node's time is added here (`zipvox bench --profile`).
+    pub profile: Option<crate::model::OpProfile>,
 }
 
 impl Recognizer {
@@ -62,6 +64,7 @@ impl Recognizer {
             features: Vec::new(),
             samples_in: 0,
             times: StageTimes::default(),
+            profile: None,
             model,
         })
     }
@@ -98,7 +101,10 @@ impl Recognizer {
             self.processed_frames += shift;
             self.fbank.discard_frames_before(self.processed_frames);
             let t0 = Instant::now();
-            let out = self.encoder.run_chunk(&self.features)?;
+            let out = match self.profile.as_mut() {
+                None => self.encoder.run_chunk(&self.features)?,
+                Some(p) => self.encoder.run_chunk_profiled(&self.features, p)?,
+            };
             let t1 = Instant::now();
             let out = out.try_as_plain_ram()?.as_slice::<f32>()?;
             self.search.decode(out, enc.out_dim, &mut self.result)?;
@@ -112,6 +118,11 @@ impl Recognizer {
     /// Samples accepted so far (tail padding included).
     pub fn samples_in(&self) -> usize {
         self.samples_in
+    }
+
+    /// Decoder/joiner call counts and times.
+    pub fn search_stats(&self) -> &crate::search::SearchStats {
+        &self.search.stats
     }
 
     pub fn result(&self) -> Transcript {

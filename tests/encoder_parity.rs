@@ -32,7 +32,7 @@ fn features(c: usize, t: usize, f: usize) -> Vec<f32> {
 
 /// Runs the encoder over the reference's chunks; returns (max abs diff, max |reference|) per chunk.
 fn compare(encoder: &str, fixture: &str) -> Vec<(f32, f32)> {
-    let model = Arc::new(EncoderModel::load(&shared_dir().join("models").join(encoder)).unwrap());
+    let model = Arc::new(EncoderModel::load(&shared_dir().join("models").join(encoder), &Default::default()).unwrap());
     let r = reference(fixture);
     assert_eq!((model.out_frames, model.out_dim), (r.frames, r.dim));
     let mut runner = EncoderRunner::new(model.clone()).unwrap();
@@ -104,7 +104,7 @@ fn every_shared_model_loads_with_consistent_parts() {
         ("bench-zipformer2-small-random", Precision::Int8),
         ("bench-zipformer2-medium-random", Precision::Int8),
     ] {
-        let cfg = ModelConfig { dir: model_dir(name), precision, overrides: Default::default() };
+        let cfg = ModelConfig { dir: model_dir(name), precision, ..Default::default() };
         let m = Transducer::load(&cfg).unwrap_or_else(|e| panic!("{name} {precision:?}: {e:#}"));
         assert_eq!(m.encoder.subsampling_factor(), 4, "{name}");
         assert_eq!(m.tokens.len(), m.decoder.meta.vocab_size, "{name}");

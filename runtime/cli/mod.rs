@@ -3,6 +3,7 @@
 //! Errors from any subcommand print as one line on stderr (`zipvox: error: …`, the whole context
 //! chain joined) and exit with status 2, like clap's own usage errors.
 
+pub mod bench;
 pub mod transcribe;
 
 use clap::{Args, Parser, Subcommand};
@@ -19,6 +20,8 @@ pub struct Cli {
 pub enum Command {
     /// Transcribe WAV files (or raw 16-bit PCM from stdin with `-`).
     Transcribe(transcribe::TranscribeArgs),
+    /// Time the real pipeline on a WAV: load, encoder/joiner/decoder, RTF, peak RSS, GMAC/s.
+    Bench(bench::BenchArgs),
 }
 
 /// Which model to load: shared by every subcommand that runs one.
@@ -39,6 +42,10 @@ pub struct ModelArgs {
     /// Use this joiner file instead of the one found in the directory.
     #[arg(long, value_name = "FILE")]
     pub joiner: Option<PathBuf>,
+    /// Run the plain ONNX graph through tract, without zipvox's fused ops
+    /// (for comparison).
+    #[arg(long)]
+    pub no_fuse: bool,
 }
 
 impl ModelArgs {
@@ -51,6 +58,7 @@ impl ModelArgs {
                 decoder: self.decoder.clone(),
                 joiner: self.joiner.clone(),
             },
+            options: crate::model::LoadOptions { fuse: !self.no_fuse },
         }
     }
 }
@@ -59,6 +67,7 @@ impl ModelArgs {
 pub fn run(cli: Cli) -> i32 {
     let result = match cli.command {
         Command::Transcribe(args) => transcribe::run(&args),
+        Command::Bench(args) => bench::run(&args),
     };
     match result {
         Ok(code) => code,

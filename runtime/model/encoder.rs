@@ -6,7 +6,11 @@
 
 use super::meta::{EncoderMeta, ExpectedState};
 use super::onnx::{OnnxFile, Plan};
-use super::repair::repair_downsample_padding;
+use super::rewrite::int8_matmul::fuse_dynamic_quant_matmuls;
+use super::rewrite::swoosh::fuse_swoosh;
+use super::rewrite::depthwise_conv::fuse_depthwise_convs;
+use super::rewrite::downsample_padding::repair_downsample_padding;
+use super::LoadOptions;
 use anyhow::{bail, Context, Result};
 use std::path::Path;
 use tract_onnx::prelude::*;
@@ -36,10 +40,12 @@ pub struct EncoderModel {
     states: Vec<StateSlot>,
     /// Names of downsample Concat nodes repaired at load (see `repair`).
     pub repaired: Vec<String>,
+    /// Dynamic-quantization matmul chains replaced by the fused int8 op.
+    pub fused_matmuls: usize,
 }
 
 impl EncoderModel {
-    pub fn load(path: &Path) -> Result<Self> {
+    pub fn load(path: &Path, options: &LoadOptions) -> Result<Self> {
         let mut file = OnnxFile::read(path)?;
         let meta = EncoderMeta::parse(&file.metadata, path)?;
         let repaired = match meta.kind {
@@ -54,6 +60,19 @@ impl EncoderModel {
                 repaired.join(", ")
             );
         }
+        let (fused, swooshes, convs) = if options.fuse {
+            (
+                fuse_dynamic_quant_matmuls(&mut file.proto),
+                fuse_swoosh(&mut file.proto),
+                fuse_depthwise_convs(&mut file.proto),
+            )
+        } else {
+            (0, 0, 0)
+        };
+        log::debug!(
+            "{}: fused {fused} int8 matmul chains, {swooshes} swoosh activations, {convs} depthwise convs",
+            path.display()
+        );
         let declared = file.declared_inputs()?;
         let expected: Vec<ExpectedState> = meta.expected_states();
         let Some(x_input) = declared.iter().position(|d| d.name == "x") else {
@@ -135,6 +154,7 @@ impl EncoderModel {
             out_dim: out_shape[2],
             states,
             repaired,
+            fused_matmuls: fused,
         })
     }
 
@@ -153,6 +173,22 @@ impl EncoderModel {
 
     pub fn plan(&self) -> &Plan {
         &self.plan
+    }
+
+    /// Multiply-accumulates per chunk, counted from the optimized graph (every op's FMA cost:
+    /// matmuls, the fused int8 op, convolutions).
+    pub fn macs_per_chunk(&self) -> Result<u64> {
+        let model = self.plan.model();
+        let mut total = 0u64;
+        for node in model.nodes() {
+            let inputs = model.node_input_facts(node.id)?;
+            for (cost, n) in node.op.cost(&inputs)? {
+                if let tract_onnx::tract_core::ops::Cost::FMA(_) = cost {
+                    total += n.to_i64().unwrap_or(0).max(0) as u64;
+                }
+            }
+        }
+        Ok(total)
     }
 }
 
@@ -203,7 +239,7 @@ impl EncoderRunner {
             Some(p) => self.state.run_plan_with_eval(inputs, |ctx, op_state, node, input| {
                 let t0 = std::time::Instant::now();
                 let r = tract_onnx::tract_core::plan::eval(ctx, op_state, node, input);
-                p.add(node.op().name().as_ref(), t0.elapsed());
+                p.add(node, t0.elapsed());
                 r
             }),
         }
@@ -219,17 +255,33 @@ impl EncoderRunner {
     }
 }
 
-/// Accumulated wall time and call count per op name (for `zipvox bench --profile`).
+/// Accumulated wall time and call count per op name and per node (for `zipvox bench --profile`).
 #[derive(Debug, Default, Clone)]
 pub struct OpProfile {
     pub by_op: std::collections::BTreeMap<String, (std::time::Duration, usize)>,
+    /// Per node id: (description, time, calls).
+    pub by_node: std::collections::BTreeMap<usize, (String, std::time::Duration, usize)>,
 }
 
 impl OpProfile {
-    pub fn add(&mut self, op: &str, d: std::time::Duration) {
-        let e = self.by_op.entry(op.to_string()).or_default();
+    pub fn add(&mut self, node: &TypedNode, d: std::time::Duration) {
+        let e = self.by_op.entry(node.op().name().to_string()).or_default();
         e.0 += d;
         e.1 += 1;
+        let n = self.by_node.entry(node.id).or_insert_with(|| {
+            let info = node.op().info().unwrap_or_default().join(" ");
+            (format!("{} {} [{}]", node.op().name(), node.name, info), Default::default(), 0)
+        });
+        n.1 += d;
+        n.2 += 1;
+    }
+
+    /// The `n` slowest nodes: (description, time, calls).
+    pub fn top_nodes(&self, n: usize) -> Vec<(&str, std::time::Duration, usize)> {
+        let mut v: Vec<_> = self.by_node.values().map(|(s, d, c)| (s.as_str(), *d, *c)).collect();
+        v.sort_by(|a, b| b.1.cmp(&a.1));
+        v.truncate(n);
+        v
     }
 
     /// Entries sorted by descending time.

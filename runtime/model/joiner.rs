@@ -1,6 +1,8 @@
 //! The joiner: one encoder frame + the decoder output → logits over the vocabulary.
 
+use super::rewrite::int8_matmul::fuse_dynamic_quant_matmuls;
 use super::onnx::{OnnxFile, Plan};
+use super::LoadOptions;
 use anyhow::{bail, Context, Result};
 use std::path::Path;
 use std::sync::Arc;
@@ -13,8 +15,11 @@ pub struct JoinerModel {
 }
 
 impl JoinerModel {
-    pub fn load(path: &Path) -> Result<Self> {
-        let file = OnnxFile::read(path)?;
+    pub fn load(path: &Path, options: &LoadOptions) -> Result<Self> {
+        let mut file = OnnxFile::read(path)?;
+        if options.fuse {
+            fuse_dynamic_quant_matmuls(&mut file.proto);
+        }
         let declared = file.declared_inputs()?;
         if declared.len() != 2 || declared.iter().any(|d| d.dims.len() != 2) {
             bail!("{}: joiner should have two inputs encoder_out [N, dim] and decoder_out [N, dim]", path.display());

@@ -10,13 +10,14 @@ pub mod files;
 pub mod joiner;
 pub mod meta;
 pub mod onnx;
-pub mod range_fix;
-pub mod repair;
+pub mod ops;
+pub mod rewrite;
 pub mod tokens;
 
 pub use decoder::{DecoderModel, DecoderRunner};
 pub use encoder::{EncoderModel, EncoderRunner, OpProfile};
 pub use files::{FileOverrides, ModelFiles, Precision};
+
 pub use joiner::{JoinerModel, JoinerRunner};
 pub use tokens::TokenTable;
 
@@ -31,6 +32,22 @@ pub struct ModelConfig {
     pub dir: PathBuf,
     pub precision: Precision,
     pub overrides: FileOverrides,
+    pub options: LoadOptions,
+}
+
+/// How to prepare the graphs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoadOptions {
+    /// Hand subgraphs to zipvox's fused ops (`ops`): onnxruntime's dynamic-quantization matmul
+    /// chains, Swoosh activations. Off = tract's own lowering of the plain ONNX graph, for
+    /// comparison.
+    pub fuse: bool,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions { fuse: true }
+    }
 }
 
 /// A loaded streaming transducer.
@@ -58,7 +75,7 @@ impl Transducer {
                 decoder.meta.vocab_size
             );
         }
-        let joiner = JoinerModel::load(&files.joiner)?;
+        let joiner = JoinerModel::load(&files.joiner, &config.options)?;
         if joiner.vocab_size != decoder.meta.vocab_size {
             bail!(
                 "{} outputs {} logits but the decoder's vocab_size is {}: the parts come from different models",
@@ -75,7 +92,7 @@ impl Transducer {
                 joiner.dim
             );
         }
-        let encoder = EncoderModel::load(&files.encoder)?;
+        let encoder = EncoderModel::load(&files.encoder, &config.options)?;
         if encoder.out_dim != joiner.dim {
             bail!(
                 "{} outputs dim {} but the joiner takes {}: the parts come from different models",

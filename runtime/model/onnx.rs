@@ -1,7 +1,9 @@
 //! Reading one ONNX part and turning it into a tract plan with concrete (batch 1) shapes.
 
 use super::meta::Metadata;
-use super::range_fix::onnx_framework;
+use super::ops::{depthwise_conv::DepthwiseConvExpansion, quant_matmul::QuantMatMulExpansion, range::OnnxRange, swoosh::SwooshExpansion};
+use super::rewrite;
+use tract_onnx::tract_hir::internal::expand;
 use anyhow::{anyhow, bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -105,4 +107,22 @@ impl OnnxFile {
         let plan = TypedSimplePlan::new(optimized).with_context(|| format!("{what}: cannot build an execution plan"))?;
         Ok((plan, names))
     }
+}
+
+/// The ONNX framework with zipvox's corrections and fused ops registered.
+pub fn onnx_framework() -> tract_onnx::Onnx {
+    let mut onnx = tract_onnx::onnx();
+    onnx.op_register.insert("Range", |_, _| Ok((expand(OnnxRange), vec![])));
+    onnx.op_register.insert(rewrite::int8_matmul::FUSED_OP, |_, _| Ok((expand(QuantMatMulExpansion), vec![])));
+    onnx.op_register.insert(rewrite::depthwise_conv::FUSED_OP, |_, node| {
+        let pads: Vec<usize> = node.get_attr_opt_vec::<isize>("pads")?.unwrap_or_default().iter().map(|&p| p.max(0) as usize).collect();
+        Ok((expand(DepthwiseConvExpansion { pads }), vec![]))
+    });
+    onnx.op_register.insert(rewrite::swoosh::FUSED_OP, |_, node| {
+        let offset: f32 = node.get_attr("offset")?;
+        let slope: f32 = node.get_attr("slope")?;
+        let bias: f32 = node.get_attr("bias")?;
+        Ok((expand(SwooshExpansion { offset, slope, bias }), vec![]))
+    });
+    onnx
 }

@@ -5,6 +5,7 @@
 use super::{argmax, DecoderResult};
 use crate::model::{DecoderRunner, JoinerRunner, Transducer};
 use anyhow::Result;
+use std::time::{Duration, Instant};
 
 pub struct GreedySearch {
     decoder: DecoderRunner,
@@ -13,6 +14,16 @@ pub struct GreedySearch {
     /// Decoder output for the current context; `None` until first needed.
     decoder_out: Option<Vec<f32>>,
     logits: Vec<f32>,
+    pub stats: SearchStats,
+}
+
+/// Calls and time spent in the decoder and joiner (for `bench` and the service's stats).
+#[derive(Debug, Clone, Default)]
+pub struct SearchStats {
+    pub decoder_calls: usize,
+    pub decoder_time: Duration,
+    pub joiner_calls: usize,
+    pub joiner_time: Duration,
 }
 
 impl GreedySearch {
@@ -23,6 +34,7 @@ impl GreedySearch {
             unk_id: model.tokens.unk_id(),
             decoder_out: None,
             logits: Vec::new(),
+            stats: SearchStats::default(),
         })
     }
 
@@ -31,26 +43,37 @@ impl GreedySearch {
         self.decoder_out = None;
     }
 
+    fn run_decoder(&mut self, context: &[i64], out: &mut Vec<f32>) -> Result<()> {
+        let t0 = Instant::now();
+        self.decoder.run(context, out)?;
+        self.stats.decoder_time += t0.elapsed();
+        self.stats.decoder_calls += 1;
+        Ok(())
+    }
+
     /// Consumes one chunk of encoder output (`frames × dim`, row-major).
     pub fn decode(&mut self, encoder_out: &[f32], dim: usize, result: &mut DecoderResult) -> Result<()> {
         let mut dec = match self.decoder_out.take() {
             Some(d) => d,
             None => {
                 let mut d = Vec::new();
-                self.decoder.run(result.context(), &mut d)?;
+                self.run_decoder(result.context(), &mut d)?;
                 d
             }
         };
         let frames = encoder_out.len() / dim;
         for t in 0..frames {
             let frame = &encoder_out[t * dim..(t + 1) * dim];
+            let t0 = Instant::now();
             self.joiner.run(frame, &dec, &mut self.logits)?;
+            self.stats.joiner_time += t0.elapsed();
+            self.stats.joiner_calls += 1;
             let y = argmax(&self.logits);
             if y != 0 && Some(y) != self.unk_id {
                 result.tokens.push(y as i64);
                 result.timestamps.push(t + result.frame_offset);
                 result.num_trailing_blanks = 0;
-                self.decoder.run(result.context(), &mut dec)?;
+                self.run_decoder(result.context(), &mut dec)?;
             } else {
                 result.num_trailing_blanks += 1;
             }

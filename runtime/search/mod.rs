@@ -2,7 +2,7 @@
 
 pub mod greedy;
 
-pub use greedy::GreedySearch;
+pub use greedy::{GreedySearch, SearchStats};
 
 /// The running hypothesis of one stream, as sherpa-onnx keeps it.
 #[derive(Debug, Clone)]

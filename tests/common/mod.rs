@@ -31,7 +31,7 @@ pub const REF_0: &str = "AFTER EARLY NIGHTFALL THE YELLOW LAMPS WOULD LIGHT UP H
 pub const REF_1: &str = "GOD AS A DIRECT CONSEQUENCE OF THE SIN WHICH MAN THUS PUNISHED HAD GIVEN HER A LOVELY CHILD WHOSE PLACE WAS ON THAT SAME DISHONOURED BOSOM TO CONNECT HER PARENT FOREVER WITH THE RACE AND DESCENT OF MORTALS AND TO BE FINALLY A BLESSED SOUL IN HEAVEN";
 
 pub fn load(dir: PathBuf, precision: Precision) -> Arc<Transducer> {
-    let cfg = ModelConfig { dir, precision, overrides: Default::default() };
+    let cfg = ModelConfig { dir, precision, ..Default::default() };
     Arc::new(Transducer::load(&cfg).expect("model loads"))
 }
 

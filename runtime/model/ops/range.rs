@@ -87,13 +87,6 @@ impl Expansion for OnnxRange {
     }
 }
 
-/// The ONNX framework with zipvox's corrections registered.
-pub fn onnx_framework() -> tract_onnx::Onnx {
-    let mut onnx = tract_onnx::onnx();
-    onnx.op_register.insert("Range", |_, _| Ok((expand(OnnxRange), vec![])));
-    onnx
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

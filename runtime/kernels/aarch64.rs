@@ -1,0 +1,330 @@
+//! aarch64 kernels: NEON (ARMv8.0, e.g. Cortex-A72 / Pi 4) and dot-product (ARMv8.2 `sdot`,
+//! Cortex-A76 / Pi 5, A78AE / Orin) qgemm, NEON min/max and quantize. The binary targets baseline
+//! ARMv8.0: only the `dotprod` functions carry `#[target_feature(enable = "dotprod")]`, and they
+//! run only when `is_aarch64_feature_detected!("dotprod")` said so (see detect.rs).
+//!
+//! # Why integer SMULL/SMLAL/SADALP (and not f32 FMA) on ARMv8.0
+//!
+//! Activations are biased to s8 once per call (`a ^ 0x80` = `a - 128`), so products are s8×s8;
+//! the bias and the zero point are corrected in the epilogue: `Σ(a-zp)w = Σ(a-128)w +
+//! (128-zp)·colsum`. Instruction count per 16 MACs (one row, 8 columns × 2 k as the weights'
+//! vector = [c0k0 c0k1 c1k0 c1k1 … c7k0 c7k1]; activations as a duplicated pair [a0 a1 a0 a1 …]):
+//!
+//! - integer: `smull` (8 products: 4 columns × 2 k, into s16) + `smlal` (8 more, the next k
+//!   pair, added into the same s16 lanes) + `sadalp` (adjacent s16 pairs added into the s32
+//!   accumulators) = **3 instructions / 16 MACs**, 2 of them on the A72's multiply pipe (F0) and
+//!   `sadalp` on F1, i.e. ~2 cycles. Amortized loads: 2 `ld1r` (activation pairs) per row per 4 k
+//!   shared by the 16 columns of the tile, 4 weight `ldr q` per 4 k shared by the 4 rows of the
+//!   tile: ~0.75 load / 16 MACs. Exact: |(a-128)·w| ≤ 128·127 = 16256, so two products summed in
+//!   s16 stay within ±32512. This needs no weight equal to -128; it is checked at pack time, and
+//!   matrices containing -128 take a slower path (`smull` + `sadalp` per 8 MACs, no `smlal`:
+//!   4 instructions / 16 MACs).
+//! - f32 FMA on weights de-quantized on the fly (storing f32 weights would quadruple the weight
+//!   stream): 4 `fmla` (4 lanes each) / 16 MACs, plus converting 16 int8 weights = 2 `sxtl` (s8 →
+//!   s16) + 4 `sxtl` (s16 → s32) + 4 `scvtf` = 10 instructions, shared by the 4 rows of a tile:
+//!   2.5 / 16 MACs, so **6.5 instructions / 16 MACs** on F0/F1 (~3.25 cycles). Worse, and not
+//!   exact: the partial sums reach K·255·128 > 2^24 for K > 514, where f32 stops representing
+//!   integers, so bit-identity with onnxruntime's integer MatMul would need K split in blocks and
+//!   converted back, costing more still.
+//!
+//! So the A72 kernel is the integer one. With `dotprod`, one `sdot` (by element: 4 columns × 4 k
+//! into s32, the activation quad taken from a lane of a 16-k activation register) does 16 MACs:
+//! **1 instruction / 16 MACs** (the A76 issues 2 per cycle). `vdotq_s32` is not stable in Rust
+//! 1.95, so `sdot` is written with `asm!` inside a `#[target_feature(enable = "dotprod")]`
+//! function (which is what lets the assembler accept it).
+//!
+//! Quantize: `fdiv` (a true division), `frintn` (nearest-even), `fadd` zp, clamp by
+//! compare + select (so NaN → 0 as the scalar code), `fcvtzu` (exact on integers), narrow.
+
+use core::arch::aarch64::*;
+use core::arch::asm;
+
+use super::qgemm::{for_each_step, Epilogue, PackedI8Weights, Step};
+use super::quantize::{canonical_zero, quantize_one, QuantParams};
+
+/// Selects a monomorphized tile function from run-time (rows, vectors).
+macro_rules! match_tile {
+    ($sel:expr, $f:ident, [$g:tt], $args:tt, $(($m:literal, $v:literal)),+ $(,)?) => {
+        match $sel {
+            $( ($m, $v) => $f::<$m, $v, $g> $args, )+
+            _ => unreachable!(),
+        }
+    };
+    ($sel:expr, $f:ident, $args:tt, $(($m:literal, $v:literal)),+ $(,)?) => {
+        match $sel {
+            $( ($m, $v) => $f::<$m, $v> $args, )+
+            _ => unreachable!(),
+        }
+    };
+}
+
+const NEON_MR: usize = 4;
+const DOT_MR: usize = 4;
+
+/// Activations biased to s8 (`a ^ 0x80`), rows padded with zeros to `kpad` bytes. Stored in u32
+/// so that every 2- and 4-byte group is aligned (for `ld1r`).
+fn bias_activations(a: &[u8], m: usize, k: usize, kpad: usize) -> Vec<u32> {
+    debug_assert!(kpad % 4 == 0);
+    let mut buf = vec![0u32; m * kpad / 4];
+    // SAFETY: byte view of the u32 buffer.
+    let bytes = unsafe { core::slice::from_raw_parts_mut(buf.as_mut_ptr() as *mut u8, m * kpad) };
+    for r in 0..m {
+        for (d, &s) in bytes[r * kpad..r * kpad + k].iter_mut().zip(&a[r * k..(r + 1) * k]) {
+            *d = s ^ 0x80;
+        }
+    }
+    buf
+}
+
+/// Writes the 4 columns of `acc` at tile column `c` for tile row `r`.
+#[inline(always)]
+unsafe fn store4(e: &Epilogue, r: usize, c: usize, acc: int32x4_t) {
+    unsafe {
+        if c + 4 <= e.valid {
+            let t = vmlaq_s32(acc, vld1q_s32(e.col_sums.add(c)), vdupq_n_s32(e.corr));
+            let mut f = vmulq_f32(vcvtq_f32_s32(t), vdupq_n_f32(e.scale));
+            if !e.bias.is_null() {
+                f = vaddq_f32(f, vld1q_f32(e.bias.add(c)));
+            }
+            vst1q_f32(e.out.add(r * e.ldo + c), f);
+        } else if c < e.valid {
+            let mut t = [0i32; 4];
+            vst1q_s32(t.as_mut_ptr(), acc);
+            for (i, &x) in t.iter().enumerate().take(e.valid - c) {
+                e.put_scalar(r, c + i, x);
+            }
+        }
+    }
+}
+
+// ------------------------------------------------------------------------------------------------
+// NEON (ARMv8.0) qgemm
+
+pub(crate) fn qgemm_neon(a: &[u8], m: usize, zp: u8, w: &PackedI8Weights, scale: f32, bias: Option<&[f32]>, out: &mut [f32]) {
+    debug_assert!(w.kind == super::KernelKind::Neon);
+    let kpad = w.kpad;
+    let abuf = bias_activations(a, m, w.k, kpad);
+    let ap = abuf.as_ptr() as *const i8;
+    let safe = false && w.has_i8_min;
+    for_each_step(m, w, NEON_MR, 128 - zp as i32, scale, bias, out, |s| {
+        // SAFETY: the tile reads its rows of kpad bytes and the panel, writes inside out (see
+        // for_each_step); NEON is baseline on aarch64.
+        unsafe {
+            let at = ap.add(s.r0 * kpad);
+            if safe {
+                match_tile!((s.mr, s.width / 8), neon_tile, [true], (at, kpad, kpad / 4, s),
+                    (1, 1), (1, 2), (2, 1), (2, 2), (3, 1), (3, 2), (4, 1), (4, 2));
+            } else {
+                match_tile!((s.mr, s.width / 8), neon_tile, [false], (at, kpad, kpad / 4, s),
+                    (1, 1), (1, 2), (2, 1), (2, 2), (3, 1), (3, 2), (4, 1), (4, 2));
+            }
+        }
+    });
+}
+
+/// `MR` rows × `NV`·8 columns. `a`: s8-biased rows (stride `lda`, 4-aligned, `4·kq` bytes);
+/// the step's panel (`2·kq` k pairs × NV·8 columns × 2 bytes). `SAFE`: some weight is -128, so
+/// never add two products in s16.
+#[inline(never)]
+unsafe fn neon_tile<const MR: usize, const NV: usize, const SAFE: bool>(a: *const i8, lda: usize, kq: usize, s: &Step) {
+    unsafe {
+        let (wp, e) = (s.panel, &s.epi);
+        let mut acc = [[[vdupq_n_s32(0); 2]; NV]; MR];
+        let mut wq = wp;
+        for q in 0..kq {
+            let mut w0 = [vdupq_n_s8(0); NV];
+            let mut w1 = [vdupq_n_s8(0); NV];
+            for v in 0..NV {
+                w0[v] = vld1q_s8(wq.add(v * 16));
+                w1[v] = vld1q_s8(wq.add(NV * 16 + v * 16));
+            }
+            wq = wq.add(NV * 32);
+            for r in 0..MR {
+                let ar = a.add(r * lda + 4 * q);
+                // [a0 a1 a0 a1 …] and [a2 a3 a2 a3 …] (`ld1r {v.8h}`; 2-aligned).
+                let d0 = vreinterpretq_s8_s16(vld1q_dup_s16(ar as *const i16));
+                let d1 = vreinterpretq_s8_s16(vld1q_dup_s16(ar.add(2) as *const i16));
+                for v in 0..NV {
+                    if SAFE {
+                        let lo = &mut acc[r][v][0];
+                        *lo = vpadalq_s16(*lo, vmull_s8(vget_low_s8(d0), vget_low_s8(w0[v])));
+                        *lo = vpadalq_s16(*lo, vmull_s8(vget_low_s8(d1), vget_low_s8(w1[v])));
+                        let hi = &mut acc[r][v][1];
+                        *hi = vpadalq_s16(*hi, vmull_high_s8(d0, w0[v]));
+                        *hi = vpadalq_s16(*hi, vmull_high_s8(d1, w1[v]));
+                    } else {
+                        let p = vmlal_s8(vmull_s8(vget_low_s8(d0), vget_low_s8(w0[v])), vget_low_s8(d1), vget_low_s8(w1[v]));
+                        acc[r][v][0] = vpadalq_s16(acc[r][v][0], p);
+                        let p = vmlal_high_s8(vmull_high_s8(d0, w0[v]), d1, w1[v]);
+                        acc[r][v][1] = vpadalq_s16(acc[r][v][1], p);
+                    }
+                }
+            }
+        }
+        for r in 0..MR {
+            for v in 0..NV {
+                store4(e, r, v * 8, acc[r][v][0]);
+                store4(e, r, v * 8 + 4, acc[r][v][1]);
+            }
+        }
+    }
+}
+
+// ------------------------------------------------------------------------------------------------
+// Dot-product (ARMv8.2 `sdot`) qgemm
+
+pub(crate) fn qgemm_neon_dotprod(a: &[u8], m: usize, zp: u8, w: &PackedI8Weights, scale: f32, bias: Option<&[f32]>, out: &mut [f32]) {
+    debug_assert!(w.kind == super::KernelKind::NeonDotprod);
+    let kpad = w.kpad;
+    let abuf = bias_activations(a, m, w.k, kpad);
+    let ap = abuf.as_ptr() as *const i8;
+    for_each_step(m, w, DOT_MR, 128 - zp as i32, scale, bias, out, |s| {
+        // SAFETY: weights packed for NeonDotprod exist only if the CPU has dotprod (see
+        // detect.rs); bounds as in qgemm_neon.
+        unsafe {
+            let at = ap.add(s.r0 * kpad);
+            match_tile!((s.mr, s.width / 4), dot_tile, (at, kpad, kpad / 16, s),
+                (1, 1), (1, 2), (1, 3), (1, 4), (2, 1), (2, 2), (2, 3), (2, 4),
+                (3, 1), (3, 2), (3, 3), (3, 4), (4, 1), (4, 2), (4, 3), (4, 4));
+        }
+    });
+}
+
+/// `acc.4s += w.16b · a.4b[lane]` (4 columns × 4 k of `w` against k quad `lane` of `a`).
+macro_rules! sdot_lane {
+    ($acc:expr, $w:expr, $a:expr, $lane:literal) => {
+        asm!(
+            concat!("sdot {acc:v}.4s, {w:v}.16b, {a:v}.4b[", $lane, "]"),
+            acc = inout(vreg) $acc,
+            w = in(vreg) $w,
+            a = in(vreg) $a,
+            options(pure, nomem, nostack, preserves_flags)
+        )
+    };
+}
+
+/// `MR` rows × `NV`·4 columns. `a`: s8-biased rows (stride `lda`, `16·k16` bytes); the step's
+/// panel (`4·k16` k quads × NV·4 columns × 4 bytes).
+#[target_feature(enable = "dotprod")]
+#[inline(never)]
+unsafe fn dot_tile<const MR: usize, const NV: usize>(a: *const i8, lda: usize, k16: usize, s: &Step) {
+    unsafe {
+        let (wp, e) = (s.panel, &s.epi);
+        let mut acc = [[vdupq_n_s32(0); NV]; MR];
+        let mut wq = wp;
+        let mut aq = a;
+        for _ in 0..k16 {
+            let mut av = [vdupq_n_s8(0); MR];
+            for r in 0..MR {
+                av[r] = vld1q_s8(aq.add(r * lda));
+            }
+            aq = aq.add(16);
+            macro_rules! quad {
+                ($lane:literal) => {
+                    let mut wv = [vdupq_n_s8(0); NV];
+                    for v in 0..NV {
+                        wv[v] = vld1q_s8(wq.add(v * 16));
+                    }
+                    wq = wq.add(NV * 16);
+                    for r in 0..MR {
+                        for v in 0..NV {
+                            sdot_lane!(acc[r][v], wv[v], av[r], $lane);
+                        }
+                    }
+                };
+            }
+            quad!(0);
+            quad!(1);
+            quad!(2);
+            quad!(3);
+        }
+        for r in 0..MR {
+            for v in 0..NV {
+                store4(e, r, v * 4, acc[r][v]);
+            }
+        }
+    }
+}
+
+// ------------------------------------------------------------------------------------------------
+// NEON min/max and quantize
+
+pub(crate) fn min_max_neon(x: &[f32]) -> (f32, f32) {
+    // SAFETY: NEON is baseline on aarch64; loads stay inside x.
+    unsafe {
+        // Compare + select, v < lo ? v : lo: a NaN v (quiet or signalling) leaves lo unchanged
+        // (`fminnm` would turn a signalling NaN into NaN).
+        let mut lo = [vdupq_n_f32(0.0); 4];
+        let mut hi = [vdupq_n_f32(0.0); 4];
+        let mut chunks = x.chunks_exact(16);
+        for c in &mut chunks {
+            for i in 0..4 {
+                let v = vld1q_f32(c.as_ptr().add(i * 4));
+                lo[i] = vbslq_f32(vcltq_f32(v, lo[i]), v, lo[i]);
+                hi[i] = vbslq_f32(vcgtq_f32(v, hi[i]), v, hi[i]);
+            }
+        }
+        let mut rest = chunks.remainder().chunks_exact(4);
+        for c in &mut rest {
+            let v = vld1q_f32(c.as_ptr());
+            lo[0] = vbslq_f32(vcltq_f32(v, lo[0]), v, lo[0]);
+            hi[0] = vbslq_f32(vcgtq_f32(v, hi[0]), v, hi[0]);
+        }
+        // Lanes are never NaN: any fold order gives the same value, up to the sign of a zero.
+        let (mut l, mut h) = super::quantize::min_max_scalar(rest.remainder());
+        let mut t = [0f32; 4];
+        for i in 0..4 {
+            vst1q_f32(t.as_mut_ptr(), lo[i]);
+            for &v in &t {
+                l = l.min(v);
+            }
+            vst1q_f32(t.as_mut_ptr(), hi[i]);
+            for &v in &t {
+                h = h.max(v);
+            }
+        }
+        canonical_zero(l, h)
+    }
+}
+
+pub(crate) fn quantize_neon(x: &[f32], p: QuantParams, out: &mut [u8]) {
+    assert_eq!(x.len(), out.len());
+    // SAFETY: NEON is baseline on aarch64; loads/stores stay inside x/out.
+    unsafe {
+        let s = vdupq_n_f32(p.scale);
+        let zp = vdupq_n_f32(p.zero_point as f32);
+        let zero = vdupq_n_f32(0.0);
+        let top = vdupq_n_f32(255.0);
+        macro_rules! one {
+            ($v:expr) => {{
+                let q = vaddq_f32(vrndnq_f32(vdivq_f32($v, s)), zp);
+                // q > 0 ? q : 0 (NaN → 0), then q < 255 ? q : 255; an exact integer after.
+                let q = vbslq_f32(vcgtq_f32(q, zero), q, zero);
+                let q = vbslq_f32(vcltq_f32(q, top), q, top);
+                vcvtq_u32_f32(q)
+            }};
+        }
+        let n = x.len();
+        let mut i = 0;
+        while i + 16 <= n {
+            let px = x.as_ptr().add(i);
+            let a = vcombine_u16(vmovn_u32(one!(vld1q_f32(px))), vmovn_u32(one!(vld1q_f32(px.add(4)))));
+            let b = vcombine_u16(vmovn_u32(one!(vld1q_f32(px.add(8)))), vmovn_u32(one!(vld1q_f32(px.add(12)))));
+            vst1q_u8(out.as_mut_ptr().add(i), vcombine_u8(vmovn_u16(a), vmovn_u16(b)));
+            i += 16;
+        }
+        while i + 4 <= n {
+            let q = vmovn_u32(one!(vld1q_f32(x.as_ptr().add(i))));
+            let mut t = [0u16; 4];
+            vst1_u16(t.as_mut_ptr(), q);
+            for j in 0..4 {
+                out[i + j] = t[j] as u8;
+            }
+            i += 4;
+        }
+        let zpf = p.zero_point as f32;
+        for j in i..n {
+            out[j] = quantize_one(x[j], p.scale, zpf);
+        }
+    }
+}

@@ -1,0 +1,22 @@
+//! CPU kernels that zipvox owns: each has a portable scalar reference and SIMD variants chosen
+//! at run time by CPU feature detection (as tract's `linalg`). Tests compare every SIMD variant
+//! with its scalar reference (bit-identical results).
+//!
+//! - `detect`: feature detection, kernel selection (`ZIPVOX_KERNEL`), [`kernel_summary`].
+//! - `qgemm`: u8 × i8 → f32 matrix multiply with fused dequantization and bias.
+//! - `quantize`: dynamic f32 → u8 quantization (onnxruntime's `DynamicQuantizeLinear`).
+//! - `x86_64` (AVX2, AVX-512 VNNI) and `aarch64` (NEON, NEON dotprod): the SIMD variants.
+
+pub mod detect;
+pub mod depthwise;
+pub mod qgemm;
+pub mod quantize;
+
+#[cfg(target_arch = "aarch64")]
+mod aarch64;
+#[cfg(target_arch = "x86_64")]
+mod x86_64;
+
+pub use detect::{available_kernel_kinds, available_kernels, best_kernel, kernel_summary, selected_kernel, KernelKind};
+pub use qgemm::{qgemm_u8i8, qgemm_u8i8_scalar, PackedI8Weights};
+pub use quantize::{quantize_u8, QuantParams};

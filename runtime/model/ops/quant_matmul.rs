@@ -1,0 +1,176 @@
+//! `QuantMatMul`: onnxruntime's dynamic-quantization matmul chain as one tract op.
+//!
+//! `DynamicQuantizeLinear(x) → MatMulInteger(·, W) → Cast → Mul(a_scale · w_scale) [→ Add(bias)]`
+//! becomes: quantize `x` per tensor to u8 (`kernels::quantize`), multiply with the int8 weights
+//! packed once at load (`kernels::qgemm`), scale and add the bias in the same pass. Numerics
+//! follow onnxruntime's (exact integer accumulation, same rounding rules); tract's own lowering
+//! of the chain costs a quantize node, a packing node, an i32 matmul and three elementwise nodes.
+
+use crate::kernels::qgemm::{qgemm_u8i8, PackedI8Weights};
+use crate::kernels::quantize::quantize_u8;
+use std::cell::RefCell;
+use std::sync::Arc;
+use tract_onnx::prelude::*;
+use tract_onnx::tract_core::internal::*;
+use tract_onnx::tract_hir::internal::{
+    check_input_arity, check_output_arity, Expansion, InferenceResult, Solver, TensorProxy,
+};
+
+/// The fused op in the typed (executable) graph. Its only input is the f32 activation.
+#[derive(Debug, Clone)]
+pub struct QuantMatMul {
+    pub weights: Arc<PackedI8Weights>,
+    /// Scale of the int8 weights (per tensor).
+    pub weight_scale: f32,
+    pub bias: Option<Arc<Vec<f32>>>,
+}
+
+impl PartialEq for QuantMatMul {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.weights, &other.weights)
+            && self.weight_scale.to_bits() == other.weight_scale.to_bits()
+            && match (&self.bias, &other.bias) {
+                (None, None) => true,
+                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                _ => false,
+            }
+    }
+}
+impl Eq for QuantMatMul {}
+
+thread_local! {
+    /// Quantized activations of the op being evaluated (reused: no allocation per call).
+    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+impl QuantMatMul {
+    /// Runs the op on a row-major `[m, k]` activation into `out` (`[m, n]`).
+    pub fn compute(&self, x: &[f32], out: &mut [f32]) {
+        let k = self.weights.k();
+        let m = x.len() / k;
+        SCRATCH.with(|s| {
+            let mut q = s.borrow_mut();
+            q.resize(x.len(), 0);
+            let p = quantize_u8(x, &mut q);
+            // onnxruntime multiplies the two scales first (`a_scale * w_scale`), then the
+            // converted accumulator by that product.
+            let scale = p.scale * self.weight_scale;
+            qgemm_u8i8(&q, m, p.zero_point, &self.weights, scale, self.bias.as_deref().map(|b| b.as_slice()), out);
+        })
+    }
+}
+
+impl Op for QuantMatMul {
+    fn name(&self) -> StaticName {
+        "ZipvoxQuantMatMul".into()
+    }
+
+    fn info(&self) -> TractResult<Vec<String>> {
+        Ok(vec![format!(
+            "k={} n={} bias={} kernel={}",
+            self.weights.k(),
+            self.weights.n(),
+            self.bias.is_some(),
+            self.weights.kernel_name()
+        )])
+    }
+
+    op_as_typed_op!();
+}
+
+impl EvalOp for QuantMatMul {
+    op_out_of_plan!();
+
+    fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+        let x = &inputs[0];
+        let k = self.weights.k();
+        let shape = x.shape();
+        if shape.last() != Some(&k) {
+            bail!("ZipvoxQuantMatMul: input shape {:?} does not end in k={}", shape, k);
+        }
+        let mut out_shape: TVec<usize> = shape.into();
+        *out_shape.last_mut().unwrap() = self.weights.n();
+        let mut out = Tensor::zero::<f32>(&out_shape)?;
+        {
+            let xs = x.try_as_plain_ram()?.as_slice::<f32>()?;
+            let mut view = out.try_as_plain_ram_mut()?;
+            self.compute(xs, view.as_slice_mut::<f32>()?);
+        }
+        Ok(tvec!(out.into_tvalue()))
+    }
+}
+
+impl TypedOp for QuantMatMul {
+    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
+        let mut shape: TVec<TDim> = inputs[0].shape.iter().cloned().collect();
+        let last = shape.last_mut().context("ZipvoxQuantMatMul needs rank >= 1")?;
+        *last = self.weights.n().into();
+        Ok(tvec!(f32::fact(shape)))
+    }
+
+    fn cost(&self, inputs: &[&TypedFact]) -> TractResult<TVec<(Cost, TDim)>> {
+        let rows: TDim = inputs[0].shape.iter().rev().skip(1).product();
+        Ok(tvec!((Cost::FMA(i32::datum_type()), rows * (self.weights.k() * self.weights.n()))))
+    }
+
+    as_op!();
+}
+
+/// Inference-level form registered in tract-onnx under the node type the load-time rewrite
+/// emits (`fuse`). Inputs: activation, int8 weights `[k, n]`, weight scale, optional bias.
+#[derive(Debug, Clone, Default, Hash, PartialEq, Eq)]
+pub struct QuantMatMulExpansion;
+
+impl Expansion for QuantMatMulExpansion {
+    fn name(&self) -> StaticName {
+        "ZipvoxQuantMatMul".into()
+    }
+
+    fn rules<'r, 'p: 'r, 's: 'r>(
+        &'s self,
+        s: &mut Solver<'r>,
+        inputs: &'p [TensorProxy],
+        outputs: &'p [TensorProxy],
+    ) -> InferenceResult {
+        if inputs.len() != 3 {
+            check_input_arity(inputs, 4)?;
+        }
+        check_output_arity(outputs, 1)?;
+        s.equals(&outputs[0].datum_type, f32::datum_type())?;
+        s.equals(&inputs[0].rank, &outputs[0].rank)?;
+        s.equals(&inputs[1].rank, 2)?;
+        s.given(&inputs[0].rank, move |s, rank| {
+            let rank = rank as usize;
+            for i in 0..rank - 1 {
+                s.equals(&inputs[0].shape[i], &outputs[0].shape[i])?;
+            }
+            s.equals(&inputs[0].shape[rank - 1], &inputs[1].shape[0])?;
+            s.equals(&outputs[0].shape[rank - 1], &inputs[1].shape[1])
+        })
+    }
+
+    fn wire(&self, prefix: &str, model: &mut TypedModel, inputs: &[OutletId]) -> TractResult<TVec<OutletId>> {
+        let konst = |o: OutletId, what: &str| -> TractResult<Arc<Tensor>> {
+            model.outlet_fact(o)?.konst.clone().with_context(|| format!("{prefix}: {what} is not a constant"))
+        };
+        let w = konst(inputs[1], "weight")?;
+        let (k, n) = (w.shape()[0], w.shape()[1]);
+        let w = w.cast_to::<i8>()?;
+        let weights = PackedI8Weights::new(w.try_as_plain_ram()?.as_slice::<i8>()?, k, n);
+        let ws = konst(inputs[2], "weight scale")?;
+        let weight_scale = *ws.cast_to::<f32>()?.try_as_plain_ram()?.to_scalar::<f32>()?;
+        let bias = match inputs.get(3) {
+            Some(b) => {
+                let b = konst(*b, "bias")?;
+                let v = b.cast_to::<f32>()?.try_as_plain_ram()?.as_slice::<f32>()?.to_vec();
+                if v.len() != n {
+                    bail!("{prefix}: bias has {} values for n={n}", v.len());
+                }
+                Some(Arc::new(v))
+            }
+            None => None,
+        };
+        let op = QuantMatMul { weights: Arc::new(weights), weight_scale, bias };
+        model.wire_node(prefix, op, &inputs[..1])
+    }
+}

@@ -1,0 +1,117 @@
+//! Load-time rewrite of onnxruntime dynamic-quantization chains into one `ZipvoxQuantMatMul`
+//! node each (see `quant_matmul`), done on the ONNX protobuf before tract parses it.
+//!
+//! The chain, as `onnxruntime.quantization.quantize_dynamic` writes it for every MatMul:
+//! ```text
+//! x ─ DynamicQuantizeLinear ─(q, a_scale, a_zp)─ MatMulInteger(q, W:int8 const, a_zp, 0)
+//!   ─ Cast(float) ─ Mul(·, Mul(a_scale, w_scale:const)) [─ Add(·, bias:const[n])]
+//! ```
+//! Each match becomes `ZipvoxQuantMatMul(x, W, w_scale[, bias])`, named after the node whose
+//! output it takes over. Nodes left without consumers are dropped by tract's analysis.
+
+use std::collections::HashMap;
+use super::{apply, GraphIndex, Rewrite};
+use tract_onnx::pb::{GraphProto, ModelProto, NodeProto, TensorProto};
+
+pub const FUSED_OP: &str = "ZipvoxQuantMatMul";
+
+/// Float, int8 ONNX element types.
+const ONNX_FLOAT: i32 = 1;
+const ONNX_INT8: i32 = 3;
+
+fn is_all_zero(t: &TensorProto) -> bool {
+    // Only scalars / tiny tensors are ever zero points.
+    t.raw_data.iter().all(|&b| b == 0) && t.int32_data.iter().all(|&v| v == 0)
+}
+
+fn attr_i(node: &NodeProto, name: &str) -> Option<i64> {
+    node.attribute.iter().find(|a| a.name == name).map(|a| a.i)
+}
+
+/// Rewrites every matching chain; returns how many were fused.
+pub fn fuse_dynamic_quant_matmuls(model: &mut ModelProto) -> usize {
+    let Some(graph) = model.graph.as_mut() else { return 0 };
+    let graph: &mut GraphProto = graph;
+    let inits: HashMap<&str, &TensorProto> = graph.initializer.iter().map(|t| (t.name.as_str(), t)).collect();
+    let index = GraphIndex::new(graph);
+    let producer = &index.producer;
+    let sole = |name: &str| index.sole_consumer(name);
+
+    let mut rewrites = Vec::new();
+    for (mi, mm) in graph.node.iter().enumerate() {
+        if mm.op_type != "MatMulInteger" || mm.input.len() < 3 {
+            continue;
+        }
+        let Some(&di) = producer.get(mm.input[0].as_str()) else { continue };
+        let dq = &graph.node[di];
+        if dq.op_type != "DynamicQuantizeLinear" || dq.output.len() != 3 || mm.input[2] != dq.output[2] {
+            continue;
+        }
+        let Some(w) = inits.get(mm.input[1].as_str()) else { continue };
+        if w.data_type != ONNX_INT8 || w.dims.len() != 2 {
+            continue;
+        }
+        if let Some(bzp) = mm.input.get(3).filter(|s| !s.is_empty()) {
+            match inits.get(bzp.as_str()) {
+                Some(t) if is_all_zero(t) => {}
+                _ => continue,
+            }
+        }
+        let n = w.dims[1];
+        let Some(ci) = sole(&mm.output[0]) else { continue };
+        let cast = &graph.node[ci];
+        if cast.op_type != "Cast" || attr_i(cast, "to") != Some(ONNX_FLOAT as i64) {
+            continue;
+        }
+        let Some(ui) = sole(&cast.output[0]) else { continue };
+        let mul = &graph.node[ui];
+        if mul.op_type != "Mul" || mul.input.len() != 2 {
+            continue;
+        }
+        let scales = if mul.input[0] == cast.output[0] { &mul.input[1] } else { &mul.input[0] };
+        let Some(&si) = producer.get(scales.as_str()) else { continue };
+        let smul = &graph.node[si];
+        if smul.op_type != "Mul" || smul.input.len() != 2 {
+            continue;
+        }
+        let w_scale = if smul.input[0] == dq.output[1] {
+            &smul.input[1]
+        } else if smul.input[1] == dq.output[1] {
+            &smul.input[0]
+        } else {
+            continue;
+        };
+        match inits.get(w_scale.as_str()) {
+            Some(t) if t.data_type == ONNX_FLOAT && t.dims.iter().product::<i64>() == 1 => {}
+            _ => continue,
+        }
+        let mut removed = vec![mi, ci, ui];
+        let mut output = mul.output[0].clone();
+        let mut name = mul.name.clone();
+        let mut inputs = vec![dq.input[0].clone(), mm.input[1].clone(), w_scale.clone()];
+        // Fold a following bias Add when the bias is a constant vector of length n.
+        if let Some(ai) = sole(&mul.output[0]) {
+            let add = &graph.node[ai];
+            if add.op_type == "Add" && add.input.len() == 2 {
+                let other = if add.input[0] == mul.output[0] { &add.input[1] } else { &add.input[0] };
+                if let Some(b) = inits.get(other.as_str()) {
+                    if b.data_type == ONNX_FLOAT && b.dims == vec![n] {
+                        inputs.push(other.clone());
+                        output = add.output[0].clone();
+                        name = add.name.clone();
+                        removed.push(ai);
+                    }
+                }
+            }
+        }
+        let fused = NodeProto {
+            name: format!("{name}.zipvox_fused"),
+            op_type: FUSED_OP.to_string(),
+            input: inputs,
+            output: vec![output],
+            ..Default::default()
+        };
+        rewrites.push(Rewrite { at: mi, removed, node: fused });
+    }
+    apply(graph, rewrites)
+}
