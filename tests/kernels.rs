@@ -334,7 +334,9 @@ fn bench_qgemm() {
         if kind == KernelKind::Scalar {
             continue;
         }
+        let t = Instant::now();
         let packs: Vec<PackedI8Weights> = (0..count).map(|_| PackedI8Weights::new_for(&w, k, n, kind)).collect();
+        eprintln!("packing for {}: {:.0} MB/s", kind.name(), (count * k * n) as f64 / t.elapsed().as_secs_f64() / 1e6);
         for m in [16, 4, 1] {
             let a: Vec<u8> = (0..m * k).map(|_| rng.act()).collect();
             let mut out = vec![0f32; m * n];
@@ -358,7 +360,12 @@ fn bench_qgemm() {
     for &len in &[16 * 512, 16 * 384, 320] {
         let x: Vec<f32> = (0..len).map(|_| rng.f32_in(-4.0, 9.0)).collect();
         let mut q = vec![0u8; len];
+        let mut seen = Vec::new();
         for kind in available_kernel_kinds() {
+            if seen.contains(&kind.quantize_name()) {
+                continue;
+            }
+            seen.push(kind.quantize_name());
             let reps = 2000;
             let mut best = f64::INFINITY;
             for _ in 0..5 {

@@ -3,38 +3,45 @@
 //! ARMv8.0: only the `dotprod` functions carry `#[target_feature(enable = "dotprod")]`, and they
 //! run only when `is_aarch64_feature_detected!("dotprod")` said so (see detect.rs).
 //!
-//! # Why integer SMULL/SMLAL/SADALP (and not f32 FMA) on ARMv8.0
+//! # Why integer SMULL/SMLAL/SADALP (and not f32 FMA) on ARMv8.0 (Cortex-A72)
 //!
 //! Activations are biased to s8 once per call (`a ^ 0x80` = `a - 128`), so products are s8×s8;
 //! the bias and the zero point are corrected in the epilogue: `Σ(a-zp)w = Σ(a-128)w +
-//! (128-zp)·colsum`. Instruction count per 16 MACs (one row, 8 columns × 2 k as the weights'
-//! vector = [c0k0 c0k1 c1k0 c1k1 … c7k0 c7k1]; activations as a duplicated pair [a0 a1 a0 a1 …]):
+//! (128-zp)·colsum`. Weights: 16 bytes = 8 columns × 2 k, `[c0k0 c0k1 c1k0 c1k1 … c7k0 c7k1]`;
+//! activations: a k pair duplicated, `[a0 a1 a0 a1 …]` (`ld1r`). Counting per 16 MACs:
 //!
-//! - integer: `smull` (8 products: 4 columns × 2 k, into s16) + `smlal` (8 more, the next k
-//!   pair, added into the same s16 lanes) + `sadalp` (adjacent s16 pairs added into the s32
-//!   accumulators) = **3 instructions / 16 MACs**, 2 of them on the A72's multiply pipe (F0) and
-//!   `sadalp` on F1, i.e. ~2 cycles. Amortized loads: 2 `ld1r` (activation pairs) per row per 4 k
-//!   shared by the 16 columns of the tile, 4 weight `ldr q` per 4 k shared by the 4 rows of the
-//!   tile: ~0.75 load / 16 MACs. Exact: |(a-128)·w| ≤ 128·127 = 16256, so two products summed in
-//!   s16 stay within ±32512. This needs no weight equal to -128; it is checked at pack time, and
-//!   matrices containing -128 take a slower path (`smull` + `sadalp` per 8 MACs, no `smlal`:
-//!   4 instructions / 16 MACs).
-//! - f32 FMA on weights de-quantized on the fly (storing f32 weights would quadruple the weight
-//!   stream): 4 `fmla` (4 lanes each) / 16 MACs, plus converting 16 int8 weights = 2 `sxtl` (s8 →
-//!   s16) + 4 `sxtl` (s16 → s32) + 4 `scvtf` = 10 instructions, shared by the 4 rows of a tile:
-//!   2.5 / 16 MACs, so **6.5 instructions / 16 MACs** on F0/F1 (~3.25 cycles). Worse, and not
-//!   exact: the partial sums reach K·255·128 > 2^24 for K > 514, where f32 stops representing
-//!   integers, so bit-identity with onnxruntime's integer MatMul would need K split in blocks and
-//!   converted back, costing more still.
+//! - integer: `smull` (8 products: 4 columns × 2 k, into s16) + `smlal` (8 more products, the
+//!   next k pair, added into the same s16 lanes) + `sadalp` (adjacent s16 lanes added into the
+//!   s32 accumulators) = **3 arithmetic instructions / 16 MACs**: 2 on the A72's integer-multiply
+//!   pipe (F0, 1/cycle), `sadalp` on F1, so ~2 cycles / 16 MACs (~8 MACs/cycle). Exact:
+//!   |(a-128)·w| ≤ 128·127 = 16256, so two products summed in s16 stay within ±32512. That needs
+//!   no weight equal to -128: checked at pack time, and matrices containing -128 take an
+//!   overflow-free path (`smull` + `sadalp` for every 8 products, no `smlal`: 4 per 16 MACs).
+//!   Overheads, shared inside a tile of 3 rows × 16 columns: 2 `ld1r` per row per 4 k, 4 weight
+//!   `ldr q` per 4 k; the compiled inner loop (192 MACs) is 56 instructions = 12 `smull` + 12
+//!   `smlal` + 12 `sadalp` + 6 `ld1r` + 2 `ldp` + 4 `ext` (LLVM uses `ext` + `smull` for the high
+//!   halves) + 8 scalar, i.e. **4.7 instructions / 16 MACs**, no spills (a 4-row tile spilled
+//!   accumulators: 84 instructions / 256 MACs = 5.25 / 16 MACs).
+//! - f32 FMA on weights de-quantized on the fly (keeping f32 weights would quadruple the weight
+//!   stream): 4 `fmla` (by element, 4 columns each) / 16 MACs, plus converting 16 int8 weights =
+//!   2 `sxtl` (s8 → s16) + 4 `sxtl` (s16 → s32) + 4 `scvtf` = 10 instructions, shared by the rows
+//!   of a tile (2.5 / 16 MACs with 4 rows): **6.5 arithmetic instructions / 16 MACs** on F0/F1,
+//!   ≥ 3.25 cycles. Slower, and not exact: the partial sums reach K·255·128 > 2^24 for K > 514,
+//!   where f32 stops representing integers, so bit-identity with onnxruntime's integer MatMul
+//!   would need k cut in blocks converted back to integers, costing more still.
 //!
 //! So the A72 kernel is the integer one. With `dotprod`, one `sdot` (by element: 4 columns × 4 k
 //! into s32, the activation quad taken from a lane of a 16-k activation register) does 16 MACs:
-//! **1 instruction / 16 MACs** (the A76 issues 2 per cycle). `vdotq_s32` is not stable in Rust
-//! 1.95, so `sdot` is written with `asm!` inside a `#[target_feature(enable = "dotprod")]`
-//! function (which is what lets the assembler accept it).
+//! **1 arithmetic instruction / 16 MACs** (A76: 2 per cycle); the compiled 4 rows × 16 columns
+//! loop is 64 `sdot` + 12 loads + 4 scalar per 1024 MACs (1.25 instructions / 16 MACs).
+//! `vdotq_s32` is not stable in Rust 1.95, so `sdot` is written with `asm!` inside a
+//! `#[target_feature(enable = "dotprod")]` function (which is what lets the assembler accept it).
 //!
 //! Quantize: `fdiv` (a true division), `frintn` (nearest-even), `fadd` zp, clamp by
 //! compare + select (so NaN → 0 as the scalar code), `fcvtzu` (exact on integers), narrow.
+
+// Tiles index fixed-size register arrays by (row, vector): explicit loops read best.
+#![allow(clippy::needless_range_loop)]
 
 use core::arch::aarch64::*;
 use core::arch::asm;
@@ -58,13 +65,13 @@ macro_rules! match_tile {
     };
 }
 
-const NEON_MR: usize = 4;
+const NEON_MR: usize = 3;
 const DOT_MR: usize = 4;
 
 /// Activations biased to s8 (`a ^ 0x80`), rows padded with zeros to `kpad` bytes. Stored in u32
 /// so that every 2- and 4-byte group is aligned (for `ld1r`).
 fn bias_activations(a: &[u8], m: usize, k: usize, kpad: usize) -> Vec<u32> {
-    debug_assert!(kpad % 4 == 0);
+    debug_assert!(kpad.is_multiple_of(4));
     let mut buf = vec![0u32; m * kpad / 4];
     // SAFETY: byte view of the u32 buffer.
     let bytes = unsafe { core::slice::from_raw_parts_mut(buf.as_mut_ptr() as *mut u8, m * kpad) };
@@ -105,7 +112,7 @@ pub(crate) fn qgemm_neon(a: &[u8], m: usize, zp: u8, w: &PackedI8Weights, scale:
     let kpad = w.kpad;
     let abuf = bias_activations(a, m, w.k, kpad);
     let ap = abuf.as_ptr() as *const i8;
-    let safe = false && w.has_i8_min;
+    let safe = w.has_i8_min;
     for_each_step(m, w, NEON_MR, 128 - zp as i32, scale, bias, out, |s| {
         // SAFETY: the tile reads its rows of kpad bytes and the panel, writes inside out (see
         // for_each_step); NEON is baseline on aarch64.
@@ -113,10 +120,10 @@ pub(crate) fn qgemm_neon(a: &[u8], m: usize, zp: u8, w: &PackedI8Weights, scale:
             let at = ap.add(s.r0 * kpad);
             if safe {
                 match_tile!((s.mr, s.width / 8), neon_tile, [true], (at, kpad, kpad / 4, s),
-                    (1, 1), (1, 2), (2, 1), (2, 2), (3, 1), (3, 2), (4, 1), (4, 2));
+                    (1, 1), (1, 2), (2, 1), (2, 2), (3, 1), (3, 2));
             } else {
                 match_tile!((s.mr, s.width / 8), neon_tile, [false], (at, kpad, kpad / 4, s),
-                    (1, 1), (1, 2), (2, 1), (2, 2), (3, 1), (3, 2), (4, 1), (4, 2));
+                    (1, 1), (1, 2), (2, 1), (2, 2), (3, 1), (3, 2));
             }
         }
     });
@@ -128,22 +135,28 @@ pub(crate) fn qgemm_neon(a: &[u8], m: usize, zp: u8, w: &PackedI8Weights, scale:
 #[inline(never)]
 unsafe fn neon_tile<const MR: usize, const NV: usize, const SAFE: bool>(a: *const i8, lda: usize, kq: usize, s: &Step) {
     unsafe {
-        let (wp, e) = (s.panel, &s.epi);
+        // Pointer arithmetic with wrapping_add and no index multiplications in the loop (no
+        // overflow / precondition checks in debug builds); all addresses are inside the buffers.
+        let e = &s.epi;
         let mut acc = [[[vdupq_n_s32(0); 2]; NV]; MR];
-        let mut wq = wp;
-        for q in 0..kq {
+        let mut ar = [a; MR];
+        for r in 1..MR {
+            ar[r] = ar[r - 1].wrapping_add(lda);
+        }
+        let mut wq = s.panel;
+        for _ in 0..kq {
             let mut w0 = [vdupq_n_s8(0); NV];
             let mut w1 = [vdupq_n_s8(0); NV];
             for v in 0..NV {
-                w0[v] = vld1q_s8(wq.add(v * 16));
-                w1[v] = vld1q_s8(wq.add(NV * 16 + v * 16));
+                w0[v] = vld1q_s8(wq.wrapping_add(v * 16));
+                w1[v] = vld1q_s8(wq.wrapping_add(NV * 16 + v * 16));
             }
-            wq = wq.add(NV * 32);
+            wq = wq.wrapping_add(NV * 32);
             for r in 0..MR {
-                let ar = a.add(r * lda + 4 * q);
-                // [a0 a1 a0 a1 …] and [a2 a3 a2 a3 …] (`ld1r {v.8h}`; 2-aligned).
-                let d0 = vreinterpretq_s8_s16(vld1q_dup_s16(ar as *const i16));
-                let d1 = vreinterpretq_s8_s16(vld1q_dup_s16(ar.add(2) as *const i16));
+                // [a0 a1 a0 a1 …] and [a2 a3 a2 a3 …] (`ld1r`; 2-aligned).
+                let d0 = vreinterpretq_s8_s16(vld1q_dup_s16(ar[r] as *const i16));
+                let d1 = vreinterpretq_s8_s16(vld1q_dup_s16(ar[r].wrapping_add(2) as *const i16));
+                ar[r] = ar[r].wrapping_add(4);
                 for v in 0..NV {
                     if SAFE {
                         let lo = &mut acc[r][v][0];
@@ -209,23 +222,27 @@ macro_rules! sdot_lane {
 #[inline(never)]
 unsafe fn dot_tile<const MR: usize, const NV: usize>(a: *const i8, lda: usize, k16: usize, s: &Step) {
     unsafe {
-        let (wp, e) = (s.panel, &s.epi);
+        // (Pointer arithmetic as in neon_tile.)
+        let e = &s.epi;
         let mut acc = [[vdupq_n_s32(0); NV]; MR];
-        let mut wq = wp;
-        let mut aq = a;
+        let mut ar = [a; MR];
+        for r in 1..MR {
+            ar[r] = ar[r - 1].wrapping_add(lda);
+        }
+        let mut wq = s.panel;
         for _ in 0..k16 {
             let mut av = [vdupq_n_s8(0); MR];
             for r in 0..MR {
-                av[r] = vld1q_s8(aq.add(r * lda));
+                av[r] = vld1q_s8(ar[r]);
+                ar[r] = ar[r].wrapping_add(16);
             }
-            aq = aq.add(16);
             macro_rules! quad {
                 ($lane:literal) => {
                     let mut wv = [vdupq_n_s8(0); NV];
                     for v in 0..NV {
-                        wv[v] = vld1q_s8(wq.add(v * 16));
+                        wv[v] = vld1q_s8(wq.wrapping_add(v * 16));
                     }
-                    wq = wq.add(NV * 16);
+                    wq = wq.wrapping_add(NV * 16);
                     for r in 0..MR {
                         for v in 0..NV {
                             sdot_lane!(acc[r][v], wv[v], av[r], $lane);

@@ -7,6 +7,7 @@
 //! - `quantize`: dynamic f32 → u8 quantization (onnxruntime's `DynamicQuantizeLinear`).
 //! - `x86_64` (AVX2, AVX-512 VNNI) and `aarch64` (NEON, NEON dotprod): the SIMD variants.
 
+pub mod activation;
 pub mod detect;
 pub mod depthwise;
 pub mod qgemm;

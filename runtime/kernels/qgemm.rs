@@ -133,6 +133,8 @@ impl PackedI8Weights {
     /// [`PackedI8Weights::new_for`] creates values reachable from outside this module).
     fn pack_unchecked(w: &[i8], k: usize, n: usize, kind: KernelKind) -> Self {
         assert_eq!(w.len(), k * n);
+        // |Σ_k (a - zp)·w| ≤ k·255·128 must fit in i32 (as for onnxruntime's MatMulInteger).
+        assert!(k <= 1 << 16, "k = {k} too large for exact i32 accumulation");
         let layout = Layout::of(kind);
         let mut col_sums = vec![0i32; n];
         if n > 0 {
@@ -147,7 +149,7 @@ impl PackedI8Weights {
             return PackedI8Weights { k, n, kind, layout, kpad: k, npad: n, data: AlignedI8::from_slice(w), col_sums, has_i8_min };
         }
         let kpad = k.div_ceil(layout.kmult) * layout.kmult;
-        let npad = if n % layout.nr == 0 {
+        let npad = if n.is_multiple_of(layout.nr) {
             n
         } else {
             n / layout.nr * layout.nr + (n % layout.nr).div_ceil(layout.cpv) * layout.cpv

@@ -41,6 +41,7 @@ pub(crate) fn canonical_zero(lo: f32, hi: f32) -> (f32, f32) {
 }
 
 /// Quantization parameters for a range that includes 0.
+#[allow(clippy::neg_cmp_op_on_partial_ord)] // `!(scale > 0.0)` is true for NaN, on purpose.
 pub fn params_for_range(lo: f32, hi: f32) -> QuantParams {
     let scale = (hi - lo) / 255.0;
     if !(scale > 0.0) || !scale.is_finite() {

@@ -14,6 +14,9 @@
 //!   epilogue with the column sums (`acc - zp·colsum`). Tile: up to 6 rows × 64 columns (24 zmm
 //!   accumulators).
 
+// Tiles index fixed-size register arrays by (row, vector): explicit loops read best.
+#![allow(clippy::needless_range_loop)]
+
 use core::arch::x86_64::*;
 
 use super::qgemm::{for_each_step, PackedI8Weights, Step};
@@ -201,7 +204,7 @@ unsafe fn vnni_tile<const MR: usize, const NV: usize>(a: *const u8, lda: usize, 
             for r in 0..MR {
                 let mut f = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(acc[r][v], cs)), sc);
                 if let Some(b) = bias {
-                    f = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(acc[r][v], cs)), sc, b);
+                    f = _mm512_add_ps(f, b);
                 }
                 _mm512_mask_storeu_ps(e.out.add(r * e.ldo + c), mask, f);
             }

@@ -1,0 +1,86 @@
+#!/usr/bin/env python3
+"""Side-by-side speed of zipvox and its peer (onnxruntime / sherpa-onnx), same machine, same run.
+
+usage: scripts/compare-peer.py [--shared DIR] [--repeat N] [--bin PATH] [MODEL_NAME ...]
+
+For each model under SHARED/models (default: the 3.3M test model and the bench-* models):
+  - zipvox: `zipvox bench --json` on test_wavs/1.wav (load, encoder ms/chunk, RTF, peak RSS)
+  - onnxruntime: SHARED/tools/ort_model_bench.py on the same int8 encoder (ms per chunk, 1 thread)
+  - sherpa-onnx: SHARED/tools/sherpa_decode.py on the same WAV (RTF, fastest of N), plus its model
+    load time and peak RSS measured here (the Python process: interpreter + numpy included)
+and prints a Markdown table with zipvox/peer ratios (lower is better for zipvox).
+Needs: pip install sherpa-onnx onnxruntime numpy.
+"""
+import argparse, json, os, subprocess, sys, time
+
+ap = argparse.ArgumentParser()
+ap.add_argument("--shared", default=os.environ.get("ZIPVOX_SHARED", os.path.join(os.path.dirname(__file__), "..", "..", "shared")))
+ap.add_argument("--repeat", type=int, default=3)
+ap.add_argument("--bin", default=os.path.join(os.path.dirname(__file__), "..", "target", "release", "zipvox"))
+ap.add_argument("--iters", type=int, default=30, help="onnxruntime encoder runs")
+ap.add_argument("models", nargs="*", default=["zipformer2-en-gigaspeech-3.3m", "bench-zipformer2-small-random", "bench-zipformer2-medium-random"])
+a = ap.parse_args()
+shared = os.path.abspath(a.shared)
+wav = os.path.join(shared, "models", "zipformer2-en-gigaspeech-3.3m", "test_wavs", "1.wav")
+tools = os.path.join(shared, "tools")
+
+
+def run(cmd):
+    return run_rss(cmd)[0]
+
+
+def run_rss(cmd):
+    """Runs a command; returns (stdout, peak RSS of that process in MiB)."""
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out = p.stdout.read()
+    err = p.stderr.read()
+    _, status, ru = os.wait4(p.pid, 0)
+    if status != 0:
+        sys.exit(f"{' '.join(cmd)} failed:\n{err[-2000:]}")
+    return out, ru.ru_maxrss / 1024.0
+
+
+def encoder_file(model_dir):
+    fs = sorted(f for f in os.listdir(model_dir) if f.startswith("encoder") and f.endswith(".int8.onnx"))
+    return os.path.join(model_dir, fs[0])
+
+
+SHERPA_LOAD = r"""
+import glob, os, sys, time
+t0 = time.perf_counter()
+import sherpa_onnx
+d = sys.argv[1]
+def pick(kind, int8):
+    files = sorted(glob.glob(os.path.join(d, f"{kind}-*.onnx")))
+    q = [f for f in files if f.endswith(".int8.onnx")]; f = [f for f in files if not f.endswith(".int8.onnx")]
+    return (q or f)[0] if int8 else (f or q)[0]
+t1 = time.perf_counter()
+r = sherpa_onnx.OnlineRecognizer.from_transducer(tokens=os.path.join(d, "tokens.txt"), encoder=pick("encoder", True),
+    decoder=pick("decoder", False), joiner=pick("joiner", True), num_threads=1, sample_rate=16000, feature_dim=80)
+print(time.perf_counter() - t1)
+"""
+
+rows = []
+for name in a.models:
+    d = os.path.join(shared, "models", name)
+    z_out, z_rss = run_rss([a.bin, "bench", "--json", "--repeat", str(a.repeat), "--model", d, wav])
+    z = json.loads(z_out)
+    ort_out = run([sys.executable, os.path.join(tools, "ort_model_bench.py"), encoder_file(d), str(a.iters)])
+    ort_ms = float(ort_out.split("per-run")[1].split("ms")[0])
+    s_out, s_rss = run_rss([sys.executable, os.path.join(tools, "sherpa_decode.py"), d, "--repeat", str(a.repeat), wav])
+    s = json.loads(s_out.strip().splitlines()[-1])
+    load_out, _ = run_rss([sys.executable, "-c", SHERPA_LOAD, d])
+    s_load = float(load_out.strip())
+    rows.append((name, z, ort_ms, s, s_load, z_rss, s_rss))
+
+print(f"machine: {os.uname().machine}, {os.cpu_count()} cores; zipvox kernels: {rows[0][1]['kernels'] if rows else '-'}; 1 thread each; WAV {os.path.basename(wav)}")
+print()
+print("| model | encoder ms/chunk zipvox | onnxruntime | ratio | RTF zipvox | sherpa-onnx | ratio | load s zipvox | sherpa-onnx | peak RSS MiB zipvox | sherpa-onnx (python) | tokens zipvox / sherpa words |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+for name, z, ort_ms, s, s_load, z_rss, s_rss in rows:
+    print(f"| {name} | {z['encoder_ms_per_chunk']:.2f} | {ort_ms:.2f} | {z['encoder_ms_per_chunk'] / ort_ms:.2f} | "
+          f"{z['rtf']:.4f} | {s['rtf']:.4f} | {z['rtf'] / s['rtf']:.2f} | {z['load_s']:.2f} | {s_load:.2f} | "
+          f"{z_rss:.0f} | {s_rss:.0f} | {z['tokens']} / {len(s['text'].split())} |")
+print()
+for name, z, *_ in rows:
+    print(f"{name}: zipvox encoder {z['encoder_gmacs']:.3f} GMAC/chunk at {z['encoder_gmac_per_s']:.1f} GMAC/s; joiner {z['joiner_ms_per_call']:.4f} ms/call; decoder {z['decoder_ms_per_call']:.4f} ms/call")
