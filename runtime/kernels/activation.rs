@@ -83,12 +83,28 @@ unsafe fn swoosh_avx2(xs: &mut [f32], offset: f32, slope: f32, bias: f32) {
 }
 
 #[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn swoosh_avx512(xs: &mut [f32], offset: f32, slope: f32, bias: f32) {
+    swoosh_body(xs, offset, slope, bias)
+}
+
+#[cfg(target_arch = "x86_64")]
+fn has_avx512() -> bool {
+    std::arch::is_x86_feature_detected!("avx512f") && has_avx2_fma()
+}
+
+#[cfg(target_arch = "x86_64")]
 fn has_avx2_fma() -> bool {
     std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
 }
 
 /// Applies the activation in place with the best variant for this CPU.
 pub fn swoosh(xs: &mut [f32], offset: f32, slope: f32, bias: f32) {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx512() {
+        // SAFETY: the CPU supports AVX-512F, AVX2 and FMA (checked above).
+        return unsafe { swoosh_avx512(xs, offset, slope, bias) };
+    }
     #[cfg(target_arch = "x86_64")]
     if has_avx2_fma() {
         // SAFETY: the CPU supports AVX2 and FMA (checked above).
@@ -99,6 +115,10 @@ pub fn swoosh(xs: &mut [f32], offset: f32, slope: f32, bias: f32) {
 
 /// Name of the variant `swoosh` uses (for `zipvox info`).
 pub fn swoosh_variant() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx512() {
+        return "avx512";
+    }
     #[cfg(target_arch = "x86_64")]
     if has_avx2_fma() {
         return "avx2";
@@ -143,13 +163,30 @@ mod tests {
         for (offset, slope, bias) in [(4.0f32, 0.08f32, 0.035f32), (1.0, 0.08, 0.313_261_7)] {
             let mut a = xs.clone();
             swoosh_scalar(&mut a, offset, slope, bias);
+            let mut variants: Vec<(&str, Vec<f32>)> = vec![];
             let mut b = xs.clone();
             swoosh(&mut b, offset, slope, bias);
-            for ((x, p), q) in xs.iter().zip(&a).zip(&b) {
+            variants.push((swoosh_variant(), b));
+            #[cfg(target_arch = "x86_64")]
+            {
+                if has_avx2_fma() {
+                    let mut b = xs.clone();
+                    unsafe { swoosh_avx2(&mut b, offset, slope, bias) };
+                    variants.push(("avx2", b));
+                }
+                if has_avx512() {
+                    let mut b = xs.clone();
+                    unsafe { swoosh_avx512(&mut b, offset, slope, bias) };
+                    variants.push(("avx512", b));
+                }
+            }
+            for (i, x) in xs.iter().enumerate() {
                 let want = reference(*x, offset, slope, bias);
                 let tol = 1e-6 * want.abs().max(1.0);
-                assert!((*p as f64 - want).abs() <= tol, "scalar x={x}: {p} vs {want}");
-                assert!((*q as f64 - want).abs() <= tol, "{} x={x}: {q} vs {want}", swoosh_variant());
+                assert!((a[i] as f64 - want).abs() <= tol, "scalar x={x}: {} vs {want}", a[i]);
+                for (name, v) in &variants {
+                    assert!((v[i] as f64 - want).abs() <= tol, "{name} x={x}: {} vs {want}", v[i]);
+                }
             }
         }
     }

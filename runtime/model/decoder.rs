@@ -6,6 +6,7 @@
 use super::meta::DecoderMeta;
 use super::onnx::{OnnxFile, Plan};
 use anyhow::{bail, Context, Result};
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 use tract_onnx::prelude::*;
@@ -34,15 +35,21 @@ impl DecoderModel {
     }
 }
 
+/// Decoder outputs kept per context (the decoder is stateless: same context, same output).
+/// Bounded: cleared when full, which costs little as contexts repeat within an utterance.
+const CACHE_CAPACITY: usize = 4096;
+
 pub struct DecoderRunner {
     model: Arc<DecoderModel>,
     state: TypedSimpleState,
+    cache: HashMap<Vec<i64>, Vec<f32>>,
+    pub cache_hits: usize,
 }
 
 impl DecoderRunner {
     pub fn new(model: Arc<DecoderModel>) -> Result<Self> {
         let state = model.plan.spawn()?;
-        Ok(DecoderRunner { model, state })
+        Ok(DecoderRunner { model, state, cache: HashMap::new(), cache_hits: 0 })
     }
 
     pub fn model(&self) -> &DecoderModel {
@@ -53,10 +60,19 @@ impl DecoderRunner {
     pub fn run(&mut self, context: &[i64], out: &mut Vec<f32>) -> Result<()> {
         let c = self.model.meta.context_size;
         debug_assert_eq!(context.len(), c);
+        out.clear();
+        if let Some(hit) = self.cache.get(context) {
+            out.extend_from_slice(hit);
+            self.cache_hits += 1;
+            return Ok(());
+        }
         let y = Tensor::from_shape(&[1, c], context)?;
         let result = self.state.run(tvec!(y.into_tvalue())).context("decoder failed")?;
-        out.clear();
         out.extend_from_slice(result[0].try_as_plain_ram()?.as_slice::<f32>()?);
+        if self.cache.len() >= CACHE_CAPACITY {
+            self.cache.clear();
+        }
+        self.cache.insert(context.to_vec(), out.clone());
         Ok(())
     }
 }

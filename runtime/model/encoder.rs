@@ -6,7 +6,6 @@
 
 use super::meta::{EncoderMeta, ExpectedState};
 use super::onnx::{OnnxFile, Plan};
-use super::rewrite::int8_matmul::fuse_dynamic_quant_matmuls;
 use super::rewrite::swoosh::fuse_swoosh;
 use super::rewrite::depthwise_conv::fuse_depthwise_convs;
 use super::rewrite::downsample_padding::repair_downsample_padding;
@@ -62,7 +61,7 @@ impl EncoderModel {
         }
         let (fused, swooshes, convs) = if options.fuse {
             (
-                fuse_dynamic_quant_matmuls(&mut file.proto),
+                file.fuse_int8_matmuls(),
                 fuse_swoosh(&mut file.proto),
                 fuse_depthwise_convs(&mut file.proto),
             )

@@ -1,6 +1,5 @@
 //! The joiner: one encoder frame + the decoder output → logits over the vocabulary.
 
-use super::rewrite::int8_matmul::fuse_dynamic_quant_matmuls;
 use super::onnx::{OnnxFile, Plan};
 use super::LoadOptions;
 use anyhow::{bail, Context, Result};
@@ -18,7 +17,7 @@ impl JoinerModel {
     pub fn load(path: &Path, options: &LoadOptions) -> Result<Self> {
         let mut file = OnnxFile::read(path)?;
         if options.fuse {
-            fuse_dynamic_quant_matmuls(&mut file.proto);
+            file.fuse_int8_matmuls();
         }
         let declared = file.declared_inputs()?;
         if declared.len() != 2 || declared.iter().any(|d| d.dims.len() != 2) {

@@ -9,7 +9,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tract_onnx::pb::ModelProto;
 use tract_onnx::prelude::*;
-use tract_onnx::tract_hir::infer::Factoid;
 
 /// A tract plan ready to run.
 pub type Plan = Arc<TypedSimplePlan>;
@@ -19,6 +18,9 @@ pub struct OnnxFile {
     pub path: PathBuf,
     pub proto: ModelProto,
     pub metadata: Metadata,
+    /// Ids of weights packed by `fuse_int8_matmuls`, held in `ops::quant_matmul`'s registry
+    /// until the plan is built.
+    packed_ids: Vec<u64>,
 }
 
 /// An input of the graph as the file declares it; `None` dims are symbolic (the batch axis).
@@ -38,11 +40,13 @@ impl DeclaredInput {
 
 impl OnnxFile {
     pub fn read(path: &Path) -> Result<Self> {
-        let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-        let proto = onnx_framework().proto_model_for_read(&mut &bytes[..]).map_err(|e| {
+        // Open first for a plain error message; tract then maps the file (no heap copy of it).
+        std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let proto = onnx_framework().proto_model_for_path(path).map_err(|e| {
             anyhow!(
-                "{}: not an ONNX model ({e}); expected a .onnx file exported for sherpa-onnx",
-                path.display()
+                "{}: not an ONNX model ({}); expected a .onnx file exported for sherpa-onnx",
+                path.display(),
+                e.root_cause()
             )
         })?;
         match &proto.graph {
@@ -53,47 +57,67 @@ impl OnnxFile {
             ),
         }
         let metadata = proto.metadata_props.iter().map(|p| (p.key.clone(), p.value.clone())).collect();
-        Ok(OnnxFile { path: path.to_path_buf(), proto, metadata })
+        Ok(OnnxFile { path: path.to_path_buf(), proto, metadata, packed_ids: vec![] })
     }
 
-    fn inference_model(&self) -> Result<InferenceModel> {
-        let dir = self.path.parent().and_then(|p| p.to_str());
-        let onnx = onnx_framework().with_ignore_output_shapes(true).with_ignore_value_info(true);
-        let parsed = onnx
-            .parse(&self.proto, dir)
-            .with_context(|| format!("{}: tract cannot read this ONNX graph", self.path.display()))?;
-        if !parsed.unresolved_inputs.is_empty() {
-            bail!("{}: graph refers to undefined inputs {:?}", self.path.display(), parsed.unresolved_inputs);
-        }
-        Ok(parsed.model)
+    /// Fuses the int8 matmul chains (`rewrite::int8_matmul`); their weights move from the
+    /// protobuf into packed form right away, so tract never holds a copy of them.
+    pub fn fuse_int8_matmuls(&mut self) -> usize {
+        let (n, ids) = rewrite::int8_matmul::fuse_dynamic_quant_matmuls(&mut self.proto);
+        self.packed_ids.extend(ids);
+        n
     }
 
-    /// Graph inputs in declaration order.
+    /// Graph inputs in declaration order (read from the protobuf, without parsing the graph).
     pub fn declared_inputs(&self) -> Result<Vec<DeclaredInput>> {
-        let model = self.inference_model()?;
+        use tract_onnx::pb::tensor_shape_proto::dimension::Value as Dim;
+        use tract_onnx::pb::type_proto::Value as Type;
+        let graph = self.proto.graph.as_ref().context("no graph")?;
         let mut out = vec![];
-        for outlet in model.input_outlets()? {
-            let fact = model.outlet_fact(*outlet)?;
-            let name = model.node(outlet.node).name.clone();
-            let datum_type = fact
-                .datum_type
-                .concretize()
-                .with_context(|| format!("{}: input {name} has no declared element type", self.path.display()))?;
-            let dims = fact
+        for input in &graph.input {
+            if graph.initializer.iter().any(|t| t.name == input.name) {
+                continue;
+            }
+            let name = input.name.clone();
+            let Some(Type::TensorType(t)) = input.r#type.as_ref().and_then(|t| t.value.as_ref()) else {
+                bail!("{}: input {name} is not a tensor", self.path.display());
+            };
+            let datum_type: DatumType = tract_onnx::pb::tensor_proto::DataType::try_from(t.elem_type)
+                .ok()
+                .and_then(|d| d.try_into().ok())
+                .with_context(|| format!("{}: input {name} has unsupported element type {}", self.path.display(), t.elem_type))?;
+            let dims = t
                 .shape
-                .dims()
-                .map(|d| d.concretize().and_then(|d| d.to_i64().ok()).map(|v| v as usize))
-                .collect();
+                .as_ref()
+                .map(|s| {
+                    s.dim
+                        .iter()
+                        .map(|d| match d.value {
+                            Some(Dim::DimValue(v)) if v > 0 => Some(v as usize),
+                            _ => None,
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
             out.push(DeclaredInput { name, datum_type, dims });
         }
         Ok(out)
     }
 
     /// Builds the optimized plan for the given concrete input shapes (in declaration order).
-    /// Returns the plan and the ONNX names of its outputs, in order.
-    pub fn plan(&self, inputs: &[(DatumType, Vec<usize>)]) -> Result<(Plan, Vec<String>)> {
-        let what = self.path.display();
-        let mut model = self.inference_model()?;
+    /// Returns the plan and the ONNX names of its outputs, in order. Consumes the file: the
+    /// protobuf is dropped as soon as tract has parsed it.
+    pub fn plan(mut self, inputs: &[(DatumType, Vec<usize>)]) -> Result<(Plan, Vec<String>)> {
+        let what = self.path.display().to_string();
+        let proto = std::mem::take(&mut self.proto);
+        let dir = self.path.parent().and_then(|p| p.to_str()).map(|s| s.to_string());
+        let onnx = onnx_framework().with_ignore_output_shapes(true).with_ignore_value_info(true);
+        let parsed = onnx.parse(&proto, dir.as_deref()).with_context(|| format!("{what}: tract cannot read this ONNX graph"))?;
+        drop(proto);
+        if !parsed.unresolved_inputs.is_empty() {
+            bail!("{what}: graph refers to undefined inputs {:?}", parsed.unresolved_inputs);
+        }
+        let mut model = parsed.model;
         for (ix, (dt, shape)) in inputs.iter().enumerate() {
             model.set_input_fact(ix, InferenceFact::dt_shape(*dt, shape.clone()))?;
         }
@@ -109,11 +133,23 @@ impl OnnxFile {
     }
 }
 
+impl Drop for OnnxFile {
+    fn drop(&mut self) {
+        // Packed weights not claimed by a plan (e.g. the load failed) are released here.
+        for id in &self.packed_ids {
+            super::ops::quant_matmul::release_packed(*id);
+        }
+    }
+}
+
 /// The ONNX framework with zipvox's corrections and fused ops registered.
 pub fn onnx_framework() -> tract_onnx::Onnx {
     let mut onnx = tract_onnx::onnx();
     onnx.op_register.insert("Range", |_, _| Ok((expand(OnnxRange), vec![])));
-    onnx.op_register.insert(rewrite::int8_matmul::FUSED_OP, |_, _| Ok((expand(QuantMatMulExpansion), vec![])));
+    onnx.op_register.insert(rewrite::int8_matmul::FUSED_OP, |_, node| {
+        let id: i64 = node.get_attr("zipvox_weights")?;
+        Ok((expand(QuantMatMulExpansion::from_registry(id as u64)?), vec![]))
+    });
     onnx.op_register.insert(rewrite::depthwise_conv::FUSED_OP, |_, node| {
         let pads: Vec<usize> = node.get_attr_opt_vec::<isize>("pads")?.unwrap_or_default().iter().map(|&p| p.max(0) as usize).collect();
         Ok((expand(DepthwiseConvExpansion { pads }), vec![]))

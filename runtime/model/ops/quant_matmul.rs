@@ -9,7 +9,9 @@
 use crate::kernels::qgemm::{qgemm_u8i8, PackedI8Weights};
 use crate::kernels::quantize::quantize_u8;
 use std::cell::RefCell;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_hir::internal::{
@@ -116,10 +118,56 @@ impl TypedOp for QuantMatMul {
     as_op!();
 }
 
+/// Weights packed by the load-time rewrite, waiting for the op builder to claim them (the
+/// ONNX op builder is a plain function, so they travel by id). Entries are released when the
+/// `OnnxFile` that registered them is dropped.
+static PACKED: Mutex<Option<HashMap<u64, Arc<PackedI8Weights>>>> = Mutex::new(None);
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+pub fn register_packed(w: PackedI8Weights) -> u64 {
+    let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+    PACKED.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert_with(HashMap::new).insert(id, Arc::new(w));
+    id
+}
+
+pub fn release_packed(id: u64) {
+    if let Some(map) = PACKED.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+        map.remove(&id);
+    }
+}
+
 /// Inference-level form registered in tract-onnx under the node type the load-time rewrite
-/// emits (`fuse`). Inputs: activation, int8 weights `[k, n]`, weight scale, optional bias.
-#[derive(Debug, Clone, Default, Hash, PartialEq, Eq)]
-pub struct QuantMatMulExpansion;
+/// emits (`rewrite::int8_matmul`). Inputs: activation, weight scale, optional bias; the packed
+/// weights come from the registry.
+#[derive(Debug, Clone)]
+pub struct QuantMatMulExpansion {
+    weights: Arc<PackedI8Weights>,
+}
+
+impl QuantMatMulExpansion {
+    pub fn from_registry(id: u64) -> TractResult<Self> {
+        let weights = PACKED
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .and_then(|m| m.get(&id).cloned())
+            .with_context(|| format!("packed weights #{id} not registered"))?;
+        Ok(QuantMatMulExpansion { weights })
+    }
+}
+
+impl std::hash::Hash for QuantMatMulExpansion {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        (Arc::as_ptr(&self.weights) as usize).hash(state)
+    }
+}
+
+impl PartialEq for QuantMatMulExpansion {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.weights, &other.weights)
+    }
+}
+impl Eq for QuantMatMulExpansion {}
 
 impl Expansion for QuantMatMulExpansion {
     fn name(&self) -> StaticName {
@@ -132,20 +180,20 @@ impl Expansion for QuantMatMulExpansion {
         inputs: &'p [TensorProxy],
         outputs: &'p [TensorProxy],
     ) -> InferenceResult {
-        if inputs.len() != 3 {
-            check_input_arity(inputs, 4)?;
+        if inputs.len() != 2 {
+            check_input_arity(inputs, 3)?;
         }
         check_output_arity(outputs, 1)?;
+        let (k, n) = (self.weights.k() as i64, self.weights.n() as i64);
         s.equals(&outputs[0].datum_type, f32::datum_type())?;
         s.equals(&inputs[0].rank, &outputs[0].rank)?;
-        s.equals(&inputs[1].rank, 2)?;
         s.given(&inputs[0].rank, move |s, rank| {
             let rank = rank as usize;
             for i in 0..rank - 1 {
                 s.equals(&inputs[0].shape[i], &outputs[0].shape[i])?;
             }
-            s.equals(&inputs[0].shape[rank - 1], &inputs[1].shape[0])?;
-            s.equals(&outputs[0].shape[rank - 1], &inputs[1].shape[1])
+            s.equals(&inputs[0].shape[rank - 1], TDim::from(k))?;
+            s.equals(&outputs[0].shape[rank - 1], TDim::from(n))
         })
     }
 
@@ -153,13 +201,10 @@ impl Expansion for QuantMatMulExpansion {
         let konst = |o: OutletId, what: &str| -> TractResult<Arc<Tensor>> {
             model.outlet_fact(o)?.konst.clone().with_context(|| format!("{prefix}: {what} is not a constant"))
         };
-        let w = konst(inputs[1], "weight")?;
-        let (k, n) = (w.shape()[0], w.shape()[1]);
-        let w = w.cast_to::<i8>()?;
-        let weights = PackedI8Weights::new(w.try_as_plain_ram()?.as_slice::<i8>()?, k, n);
-        let ws = konst(inputs[2], "weight scale")?;
+        let n = self.weights.n();
+        let ws = konst(inputs[1], "weight scale")?;
         let weight_scale = *ws.cast_to::<f32>()?.try_as_plain_ram()?.to_scalar::<f32>()?;
-        let bias = match inputs.get(3) {
+        let bias = match inputs.get(2) {
             Some(b) => {
                 let b = konst(*b, "bias")?;
                 let v = b.cast_to::<f32>()?.try_as_plain_ram()?.as_slice::<f32>()?.to_vec();
@@ -170,7 +215,7 @@ impl Expansion for QuantMatMulExpansion {
             }
             None => None,
         };
-        let op = QuantMatMul { weights: Arc::new(weights), weight_scale, bias };
+        let op = QuantMatMul { weights: self.weights.clone(), weight_scale, bias };
         model.wire_node(prefix, op, &inputs[..1])
     }
 }

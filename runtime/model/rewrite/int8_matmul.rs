@@ -6,12 +6,16 @@
 //! x ─ DynamicQuantizeLinear ─(q, a_scale, a_zp)─ MatMulInteger(q, W:int8 const, a_zp, 0)
 //!   ─ Cast(float) ─ Mul(·, Mul(a_scale, w_scale:const)) [─ Add(·, bias:const[n])]
 //! ```
-//! Each match becomes `ZipvoxQuantMatMul(x, W, w_scale[, bias])`, named after the node whose
-//! output it takes over. Nodes left without consumers are dropped by tract's analysis.
+//! Each match becomes `ZipvoxQuantMatMul(x, w_scale[, bias])` with attribute `zipvox_weights`:
+//! the int8 weights are packed for the kernel in use right here and the initializer removed,
+//! so the model's largest tensors are never copied into tract (peak memory at load ≈ one copy).
+//! Nodes left without consumers are dropped by tract's analysis.
 
 use std::collections::HashMap;
 use super::{apply, GraphIndex, Rewrite};
-use tract_onnx::pb::{GraphProto, ModelProto, NodeProto, TensorProto};
+use crate::kernels::qgemm::PackedI8Weights;
+use crate::model::ops::quant_matmul::register_packed;
+use tract_onnx::pb::{attribute_proto::AttributeType, AttributeProto, GraphProto, ModelProto, NodeProto, TensorProto};
 
 pub const FUSED_OP: &str = "ZipvoxQuantMatMul";
 
@@ -28,16 +32,26 @@ fn attr_i(node: &NodeProto, name: &str) -> Option<i64> {
     node.attribute.iter().find(|a| a.name == name).map(|a| a.i)
 }
 
-/// Rewrites every matching chain; returns how many were fused.
-pub fn fuse_dynamic_quant_matmuls(model: &mut ModelProto) -> usize {
-    let Some(graph) = model.graph.as_mut() else { return 0 };
+/// The int8 values of an initializer (raw_data, or int32_data as some writers use).
+fn int8_values(t: &TensorProto) -> Vec<i8> {
+    if !t.raw_data.is_empty() {
+        t.raw_data.iter().map(|&b| b as i8).collect()
+    } else {
+        t.int32_data.iter().map(|&v| v as i8).collect()
+    }
+}
+
+/// Rewrites every matching chain; returns how many were fused and the registry ids of the
+/// packed weights (see `ops::quant_matmul::register_packed`).
+pub fn fuse_dynamic_quant_matmuls(model: &mut ModelProto) -> (usize, Vec<u64>) {
+    let Some(graph) = model.graph.as_mut() else { return (0, vec![]) };
     let graph: &mut GraphProto = graph;
     let inits: HashMap<&str, &TensorProto> = graph.initializer.iter().map(|t| (t.name.as_str(), t)).collect();
     let index = GraphIndex::new(graph);
     let producer = &index.producer;
     let sole = |name: &str| index.sole_consumer(name);
 
-    let mut rewrites = Vec::new();
+    let mut rewrites: Vec<(Rewrite, String, usize, usize)> = Vec::new();
     for (mi, mm) in graph.node.iter().enumerate() {
         if mm.op_type != "MatMulInteger" || mm.input.len() < 3 {
             continue;
@@ -88,7 +102,7 @@ pub fn fuse_dynamic_quant_matmuls(model: &mut ModelProto) -> usize {
         let mut removed = vec![mi, ci, ui];
         let mut output = mul.output[0].clone();
         let mut name = mul.name.clone();
-        let mut inputs = vec![dq.input[0].clone(), mm.input[1].clone(), w_scale.clone()];
+        let mut inputs = vec![dq.input[0].clone(), w_scale.clone()];
         // Fold a following bias Add when the bias is a constant vector of length n.
         if let Some(ai) = sole(&mul.output[0]) {
             let add = &graph.node[ai];
@@ -111,7 +125,53 @@ pub fn fuse_dynamic_quant_matmuls(model: &mut ModelProto) -> usize {
             output: vec![output],
             ..Default::default()
         };
-        rewrites.push(Rewrite { at: mi, removed, node: fused });
+        rewrites.push((Rewrite { at: mi, removed, node: fused }, mm.input[1].clone(), w.dims[0] as usize, n as usize));
     }
-    apply(graph, rewrites)
+    // Pack each weight once (a weight may be shared), then drop it from the protobuf unless a
+    // node that was not fused still reads it.
+    let mut fused_uses: HashMap<&str, usize> = HashMap::new();
+    for (_, w, _, _) in &rewrites {
+        *fused_uses.entry(w.as_str()).or_default() += 1;
+    }
+    let exclusive: std::collections::HashSet<String> = fused_uses
+        .iter()
+        .filter(|(w, n)| index.consumers.get(*w).map_or(0, |c| c.len()) == **n && !index.outputs.contains(w))
+        .map(|(w, _)| w.to_string())
+        .collect();
+    let mut packed: HashMap<String, u64> = HashMap::new();
+    let mut ids = Vec::new();
+    let mut done = Vec::new();
+    for (mut rewrite, w_name, k, n) in rewrites {
+        let id = match packed.get(&w_name) {
+            Some(id) => *id,
+            None => {
+                let Some(t) = graph.initializer.iter_mut().find(|t| t.name == w_name) else { continue };
+                let values = int8_values(t);
+                if values.len() != k * n {
+                    continue;
+                }
+                if exclusive.contains(&w_name) {
+                    // Free the protobuf's copy now, not at the end: keeps the load's peak low.
+                    t.raw_data = Vec::new();
+                    t.int32_data = Vec::new();
+                }
+                let id = register_packed(PackedI8Weights::new(&values, k, n));
+                packed.insert(w_name.clone(), id);
+                ids.push(id);
+                id
+            }
+        };
+        rewrite.node.attribute.push(AttributeProto {
+            name: "zipvox_weights".into(),
+            i: id as i64,
+            r#type: AttributeType::Int as i32,
+            ..Default::default()
+        });
+        done.push(rewrite);
+    }
+    let count = apply(graph, done);
+    let still_used: std::collections::HashSet<String> =
+        graph.node.iter().flat_map(|n| n.input.iter().cloned()).collect();
+    graph.initializer.retain(|t| !packed.contains_key(&t.name) || still_used.contains(&t.name));
+    (count, ids)
 }
