@@ -12,3 +12,5 @@ pub mod kernels;
 pub mod model;
 pub mod recognizer;
 pub mod search;
+pub mod service;
+pub mod sink;

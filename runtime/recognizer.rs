@@ -4,10 +4,14 @@
 //! than `T` frames past the processed ones are ready (`processed + T < ready`), and the window
 //! then advances by `decode_chunk_len`. At the end of input, 0.66 s of silence is appended (as
 //! sherpa-onnx's clients do) so the encoder's right context covers the last words.
+//!
+//! A live stream is cut into segments at endpoints (`search::endpoint`): `finish_segment`
+//! returns the segment's final result and starts the next one as sherpa-onnx's `Reset` does
+//! (encoder caches and features continue; the decoder keeps its last tokens as context).
 
 use crate::frontend::{FbankOptions, OnlineFbank};
 use crate::model::{EncoderRunner, Transducer};
-use crate::search::{DecoderResult, GreedySearch};
+use crate::search::{make_search, DecodingConfig, EndpointConfig, SearchStats, TransducerSearch};
 use anyhow::Result;
 use serde::Serialize;
 use std::sync::Arc;
@@ -25,6 +29,11 @@ pub struct Transcript {
     pub token_ids: Vec<usize>,
     /// Emission time of each token, seconds from stream start.
     pub timestamps: Vec<f32>,
+    /// Segment number (0 for a whole file; counts segments with text in a live stream).
+    pub segment: usize,
+    /// Seconds from stream start: where the segment began and how far it has been decoded.
+    pub start: f32,
+    pub end: f32,
 }
 
 /// Time spent per stage, for `bench` and the service's stats.
@@ -40,9 +49,12 @@ pub struct Recognizer {
     model: Arc<Transducer>,
     fbank: OnlineFbank,
     encoder: EncoderRunner,
-    search: GreedySearch,
-    result: DecoderResult,
+    search: Box<dyn TransducerSearch>,
+    /// Feature frames consumed by the encoder (absolute, since stream start).
     processed_frames: usize,
+    /// Absolute feature frame where the current segment began.
+    segment_start_frame: usize,
+    segment: usize,
     features: Vec<f32>,
     samples_in: usize,
     pub times: StageTimes,
@@ -52,15 +64,19 @@ pub struct Recognizer {
 
 impl Recognizer {
     pub fn new(model: Arc<Transducer>) -> Result<Self> {
+        Self::with_decoding(model, &DecodingConfig::default())
+    }
+
+    pub fn with_decoding(model: Arc<Transducer>, decoding: &DecodingConfig) -> Result<Self> {
         let encoder = EncoderRunner::new(model.encoder.clone())?;
-        let search = GreedySearch::new(&model)?;
-        let result = DecoderResult::new(model.decoder.meta.context_size);
+        let search = make_search(&model, decoding)?;
         Ok(Recognizer {
             fbank: OnlineFbank::new(FbankOptions::default()),
             encoder,
             search,
-            result,
             processed_frames: 0,
+            segment_start_frame: 0,
+            segment: 0,
             features: Vec::new(),
             samples_in: 0,
             times: StageTimes::default(),
@@ -107,7 +123,7 @@ impl Recognizer {
             };
             let t1 = Instant::now();
             let out = out.try_as_plain_ram()?.as_slice::<f32>()?;
-            self.search.decode(out, enc.out_dim, &mut self.result)?;
+            self.search.decode_chunk(out, enc.out_dim)?;
             self.times.encoder += t1 - t0;
             self.times.search += t1.elapsed();
             self.times.chunks += 1;
@@ -121,19 +137,51 @@ impl Recognizer {
     }
 
     /// Decoder/joiner call counts and times.
-    pub fn search_stats(&self) -> &crate::search::SearchStats {
-        &self.search.stats
+    pub fn search_stats(&self) -> SearchStats {
+        self.search.stats()
     }
 
+    /// Seconds per feature frame (10 ms).
+    const FRAME_SHIFT: f32 = 0.01;
+
+    /// The current segment's best result so far.
     pub fn result(&self) -> Transcript {
-        let ids = self.result.transcript_ids();
+        let best = self.search.best();
+        let ids = best.transcript_ids();
         let spf = self.model.seconds_per_output_frame();
+        let start = self.segment_start_frame as f32 * Self::FRAME_SHIFT;
         Transcript {
             text: self.model.tokens.text(&ids),
             tokens: self.model.tokens.token_strings(&ids),
-            timestamps: self.result.timestamps.iter().map(|&f| f as f32 * spf).collect(),
+            timestamps: best.timestamps.iter().map(|&f| start + f as f32 * spf).collect(),
             token_ids: ids,
+            segment: self.segment,
+            start,
+            end: self.processed_frames as f32 * Self::FRAME_SHIFT,
         }
+    }
+
+    /// Whether an endpoint rule fires for the current segment.
+    pub fn is_endpoint(&self, rules: &EndpointConfig) -> bool {
+        let frames = self.processed_frames - self.segment_start_frame;
+        let trailing = self.search.num_trailing_blanks() * self.model.encoder.subsampling_factor();
+        rules.is_endpoint(frames, trailing, Self::FRAME_SHIFT)
+    }
+
+    /// Ends the current segment: returns its final result and starts the next one.
+    pub fn finish_segment(&mut self) -> Transcript {
+        let result = self.result();
+        if self.search.best().has_text() {
+            self.segment += 1;
+        }
+        self.search.new_segment();
+        self.segment_start_frame = self.processed_frames;
+        result
+    }
+
+    /// Audio seconds decoded by the encoder so far.
+    pub fn decoded_seconds(&self) -> f32 {
+        self.processed_frames as f32 * Self::FRAME_SHIFT
     }
 }
 

@@ -2,10 +2,10 @@
 //! blank is id 0, at most one symbol per encoder frame, `<unk>` counts as blank, and the decoder
 //! reruns only after an emission (its output is cached across chunks).
 
-use super::{argmax, DecoderResult};
+use super::{argmax, DecoderResult, SearchStats, TransducerSearch};
 use crate::model::{DecoderRunner, JoinerRunner, Transducer};
 use anyhow::Result;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 pub struct GreedySearch {
     decoder: DecoderRunner,
@@ -14,16 +14,8 @@ pub struct GreedySearch {
     /// Decoder output for the current context; `None` until first needed.
     decoder_out: Option<Vec<f32>>,
     logits: Vec<f32>,
-    pub stats: SearchStats,
-}
-
-/// Calls and time spent in the decoder and joiner (for `bench` and the service's stats).
-#[derive(Debug, Clone, Default)]
-pub struct SearchStats {
-    pub decoder_calls: usize,
-    pub decoder_time: Duration,
-    pub joiner_calls: usize,
-    pub joiner_time: Duration,
+    result: DecoderResult,
+    stats: SearchStats,
 }
 
 impl GreedySearch {
@@ -34,13 +26,9 @@ impl GreedySearch {
             unk_id: model.tokens.unk_id(),
             decoder_out: None,
             logits: Vec::new(),
+            result: DecoderResult::new(model.decoder.meta.context_size),
             stats: SearchStats::default(),
         })
-    }
-
-    /// Forget the cached decoder output (the context changed outside the search).
-    pub fn invalidate_cache(&mut self) {
-        self.decoder_out = None;
     }
 
     fn run_decoder(&mut self, context: &[i64], out: &mut Vec<f32>) -> Result<()> {
@@ -51,8 +39,7 @@ impl GreedySearch {
         Ok(())
     }
 
-    /// Consumes one chunk of encoder output (`frames × dim`, row-major).
-    pub fn decode(&mut self, encoder_out: &[f32], dim: usize, result: &mut DecoderResult) -> Result<()> {
+    fn decode(&mut self, encoder_out: &[f32], dim: usize, result: &mut DecoderResult) -> Result<()> {
         let mut dec = match self.decoder_out.take() {
             Some(d) => d,
             None => {
@@ -81,5 +68,32 @@ impl GreedySearch {
         result.frame_offset += frames;
         self.decoder_out = Some(dec);
         Ok(())
+    }
+}
+
+impl TransducerSearch for GreedySearch {
+    fn decode_chunk(&mut self, encoder_out: &[f32], dim: usize) -> Result<()> {
+        let mut result = std::mem::replace(&mut self.result, DecoderResult::new(0));
+        let r = self.decode(encoder_out, dim, &mut result);
+        self.result = result;
+        r
+    }
+
+    fn best(&self) -> DecoderResult {
+        self.result.clone()
+    }
+
+    fn num_trailing_blanks(&self) -> usize {
+        self.result.num_trailing_blanks
+    }
+
+    fn new_segment(&mut self) {
+        self.result = self.result.next_segment();
+        // The context may have changed (a segment without tokens starts from blanks).
+        self.decoder_out = None;
+    }
+
+    fn stats(&self) -> SearchStats {
+        self.stats.clone()
     }
 }

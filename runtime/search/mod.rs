@@ -1,8 +1,57 @@
-//! Search over the transducer's outputs: greedy search (and, later, beam search and endpointing).
+//! Search over the transducer's outputs (greedy search; beam search, hotwords and keyword
+//! spotting plug in through [`TransducerSearch`]) and endpoint detection.
 
+pub mod endpoint;
 pub mod greedy;
 
-pub use greedy::{GreedySearch, SearchStats};
+pub use endpoint::{EndpointConfig, EndpointRule};
+pub use greedy::GreedySearch;
+
+use crate::model::Transducer;
+use anyhow::Result;
+use std::time::Duration;
+
+/// Calls and time spent in the decoder and joiner (for `bench` and the service's stats).
+#[derive(Debug, Clone, Default)]
+pub struct SearchStats {
+    pub decoder_calls: usize,
+    pub decoder_time: Duration,
+    pub joiner_calls: usize,
+    pub joiner_time: Duration,
+}
+
+/// A search over encoder output, chunk by chunk, for one stream.
+pub trait TransducerSearch: Send {
+    /// Consumes one chunk of encoder output (`frames × dim`, row-major).
+    fn decode_chunk(&mut self, encoder_out: &[f32], dim: usize) -> Result<()>;
+    /// The best hypothesis of the current segment.
+    fn best(&self) -> DecoderResult;
+    /// Blank frames at the end of the best hypothesis (encoder frames), for endpointing.
+    fn num_trailing_blanks(&self) -> usize;
+    /// Starts a new segment after an endpoint, keeping the last `context_size` tokens as the
+    /// decoder's context (sherpa-onnx's `Reset`); timestamps restart at 0.
+    fn new_segment(&mut self);
+    fn stats(&self) -> SearchStats;
+}
+
+/// How to search.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum DecodingMethod {
+    #[default]
+    Greedy,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct DecodingConfig {
+    pub method: DecodingMethod,
+}
+
+/// Builds the search a config asks for.
+pub fn make_search(model: &Transducer, config: &DecodingConfig) -> Result<Box<dyn TransducerSearch>> {
+    match config.method {
+        DecodingMethod::Greedy => Ok(Box::new(GreedySearch::new(model)?)),
+    }
+}
 
 /// The running hypothesis of one stream, as sherpa-onnx keeps it.
 #[derive(Debug, Clone)]
@@ -36,6 +85,21 @@ impl DecoderResult {
     /// The decoder's input: the last `context_size` tokens.
     pub fn context(&self) -> &[i64] {
         &self.tokens[self.tokens.len() - self.context_size..]
+    }
+
+    /// The result a new segment starts from: empty, but keeping the last `context_size`
+    /// tokens as context when this one emitted any (sherpa-onnx's `Reset`).
+    pub fn next_segment(&self) -> DecoderResult {
+        let mut r = DecoderResult::new(self.context_size);
+        if self.tokens.len() > self.context_size {
+            r.tokens = self.context().to_vec();
+        }
+        r
+    }
+
+    /// True when the segment produced text (sherpa-onnx counts a segment only then).
+    pub fn has_text(&self) -> bool {
+        self.tokens.len() > self.context_size && self.tokens.last() != Some(&0)
     }
 }
 
