@@ -187,7 +187,17 @@ impl Recognizer {
 
 /// Transcribes a whole signal (16 kHz mono) in pieces of `piece` samples (0 = all at once).
 pub fn transcribe_samples(model: &Arc<Transducer>, samples: &[f32], piece: usize) -> Result<Transcript> {
-    let mut r = Recognizer::new(model.clone())?;
+    transcribe_samples_with(model, samples, piece, &DecodingConfig::default())
+}
+
+/// As [`transcribe_samples`], with a decoding method (and hotwords).
+pub fn transcribe_samples_with(
+    model: &Arc<Transducer>,
+    samples: &[f32],
+    piece: usize,
+    decoding: &DecodingConfig,
+) -> Result<Transcript> {
+    let mut r = Recognizer::with_decoding(model.clone(), decoding)?;
     if piece == 0 {
         r.accept_waveform(samples)?;
     } else {

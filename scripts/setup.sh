@@ -5,7 +5,10 @@ set -euo pipefail
 
 need_apt=()
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
-for p in pkg-config libasound2-dev; do
+# Build: pkg-config, libasound2-dev. Tests: a private PulseAudio as the microphone (pulseaudio,
+# pulseaudio-utils for paplay/pactl, libasound2-plugins for the ALSA pulse plugin), systemd for
+# `systemd-analyze verify`.
+for p in pkg-config libasound2-dev pulseaudio pulseaudio-utils libasound2-plugins alsa-utils systemd; do
   have_pkg "$p" || need_apt+=("$p")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then

@@ -7,13 +7,20 @@
 //!   (stdin).
 //! - [`resample`]: [`resample::StreamResampler`], the one band-limited resampler (rubato FFT),
 //!   used by the offline readers and the live sources alike.
+//! - [`ring`]: the lock-free SPSC ring of samples between the capture thread and the
+//!   recognizer.
+//! - [`alsa_source`]: live capture from an ALSA device (negotiation, the capture thread with
+//!   recovery and reopening); [`devices`]: listing capture devices.
 //!
 //! Every offline reader returns an [`Audio`] whose `samples` are mono, at
 //! [`MODEL_SAMPLE_RATE`], nominally in [-1, 1]. Errors are one-line `anyhow` messages that name
 //! the input, the problem and what to do about it.
 
+pub mod alsa_source;
+pub mod devices;
 pub mod pcm;
 pub mod resample;
+pub mod ring;
 pub mod wav;
 
 pub use pcm::{downmix_interleaved, read_raw_s16le, Audio, MonoConverter, MODEL_SAMPLE_RATE};

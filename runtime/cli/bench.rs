@@ -1,7 +1,7 @@
 //! `zipvox bench`: the real pipeline on one WAV, timed per stage, as one line of numbers that
 //! `scripts/compare-peer.sh` sets beside onnxruntime's and sherpa-onnx's (same machine, same run).
 
-use super::ModelArgs;
+use super::{DecodingArgs, ModelArgs};
 use crate::audio;
 use crate::model::{OpProfile, Transducer};
 use crate::recognizer::Recognizer;
@@ -16,6 +16,8 @@ use std::time::Instant;
 pub struct BenchArgs {
     #[command(flatten)]
     pub model: ModelArgs,
+    #[command(flatten)]
+    pub decoding: DecodingArgs,
     /// Decode the file this many times and report the fastest run (load is measured once).
     #[arg(long, default_value_t = 3)]
     pub repeat: usize,
@@ -37,6 +39,7 @@ pub struct BenchReport {
     pub model: String,
     pub encoder: String,
     pub kernels: String,
+    pub decoding: String,
     pub load_s: f64,
     pub audio_s: f64,
     pub chunks: usize,
@@ -70,12 +73,13 @@ pub fn run(args: &BenchArgs) -> Result<i32> {
     let t0 = Instant::now();
     let model = Arc::new(Transducer::load(&args.model.config())?);
     let load_s = t0.elapsed().as_secs_f64();
+    let decoding = args.decoding.config(&model)?;
     let samples = audio::read_wav(&args.wav)?.samples;
     let audio_s = samples.len() as f64 / audio::MODEL_SAMPLE_RATE as f64;
     let piece = ((args.piece * audio::MODEL_SAMPLE_RATE as f32) as usize).max(1);
     let mut best: Option<(f64, Recognizer)> = None;
     for _ in 0..args.repeat.max(1) {
-        let mut r = Recognizer::new(model.clone())?;
+        let mut r = Recognizer::with_decoding(model.clone(), &decoding)?;
         let t = Instant::now();
         for p in samples.chunks(piece) {
             r.accept_waveform(p)?;
@@ -97,6 +101,10 @@ pub fn run(args: &BenchArgs) -> Result<i32> {
         model: model.files.dir.display().to_string(),
         encoder: model.files.encoder.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default(),
         kernels: crate::kernels::kernel_summary(),
+        decoding: match decoding.method {
+            crate::search::DecodingMethod::ModifiedBeamSearch { max_active_paths } => format!("modified_beam_search({max_active_paths})"),
+            ref m => m.name().to_string(),
+        },
         load_s,
         audio_s,
         chunks: r.times.chunks,
@@ -118,6 +126,7 @@ pub fn run(args: &BenchArgs) -> Result<i32> {
         println!("model              {}", report.model);
         println!("encoder file       {}", report.encoder);
         println!("kernels            {}", report.kernels);
+        println!("decoding           {}", report.decoding);
         println!("load               {:.3} s", report.load_s);
         println!("audio              {:.2} s, {} chunks, {} tokens", report.audio_s, report.chunks, report.tokens);
         println!("encoder            {:.3} ms/chunk ({:.4} GMAC/chunk, {:.2} GMAC/s)", report.encoder_ms_per_chunk, report.encoder_gmacs, report.encoder_gmac_per_s);

@@ -4,6 +4,9 @@
 //! chain joined) and exit with status 2, like clap's own usage errors.
 
 pub mod bench;
+pub mod listen;
+pub mod info;
+pub mod spot;
 pub mod transcribe;
 
 use clap::{Args, Parser, Subcommand};
@@ -22,6 +25,14 @@ pub enum Command {
     Transcribe(transcribe::TranscribeArgs),
     /// Time the real pipeline on a WAV: load, encoder/joiner/decoder, RTF, peak RSS, GMAC/s.
     Bench(bench::BenchArgs),
+    /// Version, target, CPU features detected and the kernels chosen for this CPU.
+    Info(info::InfoArgs),
+    /// Run the daemon: capture from ALSA, send transcripts to a UNIX socket and/or serial line.
+    Listen(listen::ListenArgs),
+    /// List ALSA capture devices (names usable as `listen --device`).
+    Devices,
+    /// Spot keywords in WAV files (sherpa-onnx's keyword spotter).
+    Spot(spot::SpotArgs),
 }
 
 /// Which model to load: shared by every subcommand that runs one.
@@ -63,11 +74,51 @@ impl ModelArgs {
     }
 }
 
+/// How to search: shared by the subcommands that transcribe.
+#[derive(Debug, Clone, Args)]
+pub struct DecodingArgs {
+    /// Search method: greedy-search, or modified-beam-search (sherpa-onnx's).
+    #[arg(long, default_value = "greedy-search", value_name = "METHOD", value_parser = [
+        "greedy-search", "greedy", "greedy_search", "modified-beam-search", "modified_beam_search",
+    ])]
+    pub decoding: String,
+    /// Active paths of modified beam search.
+    #[arg(long, default_value_t = 4, value_name = "N")]
+    pub beam: usize,
+    /// Contextual biasing: one phrase per line, plain words (tokenized with the model's
+    /// bpe.model) or BPE pieces, each optionally followed by :SCORE. Needs modified-beam-search.
+    #[arg(long, value_name = "FILE")]
+    pub hotwords: Option<PathBuf>,
+    /// Bonus per hotword token for lines without their own :SCORE.
+    #[arg(long, default_value_t = 1.5, value_name = "SCORE")]
+    pub hotwords_score: f32,
+}
+
+impl DecodingArgs {
+    /// The decoding config for `model` (reads and tokenizes the hotwords file).
+    pub fn config(&self, model: &crate::model::Transducer) -> anyhow::Result<crate::search::DecodingConfig> {
+        use crate::search::{context_graph, DecodingMethod};
+        let method = DecodingMethod::from_name(&self.decoding, self.beam)?;
+        let hotwords = match &self.hotwords {
+            None => None,
+            Some(_) if method == DecodingMethod::Greedy => {
+                anyhow::bail!("--hotwords needs --decoding modified-beam-search")
+            }
+            Some(path) => Some(std::sync::Arc::new(context_graph::load_hotwords(path, model, self.hotwords_score)?)),
+        };
+        Ok(crate::search::DecodingConfig { method, hotwords })
+    }
+}
+
 /// Runs the parsed command; returns the process exit status.
 pub fn run(cli: Cli) -> i32 {
     let result = match cli.command {
         Command::Transcribe(args) => transcribe::run(&args),
         Command::Bench(args) => bench::run(&args),
+        Command::Info(args) => info::run(&args),
+        Command::Listen(args) => listen::run(&args),
+        Command::Devices => listen::devices(),
+        Command::Spot(args) => spot::run(&args),
     };
     match result {
         Ok(code) => code,

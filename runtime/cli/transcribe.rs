@@ -1,9 +1,9 @@
 //! `zipvox transcribe`: files in, transcripts out.
 
-use super::{one_line, ModelArgs};
+use super::{one_line, DecodingArgs, ModelArgs};
 use crate::audio;
 use crate::model::Transducer;
-use crate::recognizer::transcribe_samples;
+use crate::recognizer::transcribe_samples_with;
 use anyhow::Result;
 use clap::Args;
 use serde::Serialize;
@@ -16,6 +16,8 @@ use std::time::Instant;
 pub struct TranscribeArgs {
     #[command(flatten)]
     pub model: ModelArgs,
+    #[command(flatten)]
+    pub decoding: DecodingArgs,
     /// Print one JSON object per file: file, text, tokens, timestamps, duration_s, rtf.
     #[arg(long)]
     pub json: bool,
@@ -48,6 +50,7 @@ fn round(x: f64, digits: i32) -> f64 {
 pub fn run(args: &TranscribeArgs) -> Result<i32> {
     let model = Arc::new(Transducer::load(&args.model.config())?);
     log::info!("model loaded in {:.2?}", model.load_time);
+    let decoding = args.decoding.config(&model)?;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let mut status = 0;
@@ -67,7 +70,7 @@ pub fn run(args: &TranscribeArgs) -> Result<i32> {
             }
         };
         let t0 = Instant::now();
-        let transcript = transcribe_samples(&model, &audio.samples, 0)?;
+        let transcript = transcribe_samples_with(&model, &audio.samples, 0, &decoding)?;
         let elapsed = t0.elapsed().as_secs_f64();
         let duration = audio.samples.len() as f64 / audio::MODEL_SAMPLE_RATE as f64;
         if args.json {

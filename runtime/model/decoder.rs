@@ -7,14 +7,17 @@ use super::meta::DecoderMeta;
 use super::onnx::{OnnxFile, Plan};
 use anyhow::{bail, Context, Result};
 use std::collections::HashMap;
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use tract_onnx::prelude::*;
 
 pub struct DecoderModel {
     pub meta: DecoderMeta,
     plan: Plan,
     pub out_dim: usize,
+    path: PathBuf,
+    /// Plans for batches of more than one context (beam search), built on first use.
+    batch_plans: Mutex<HashMap<usize, Plan>>,
 }
 
 impl DecoderModel {
@@ -31,7 +34,25 @@ impl DecoderModel {
             Some([1, d]) => *d,
             other => bail!("{}: decoder_out should be [1, dim], found {:?}", path.display(), other),
         };
-        Ok(DecoderModel { meta, plan, out_dim })
+        Ok(DecoderModel { meta, plan, out_dim, path: path.to_path_buf(), batch_plans: Mutex::new(HashMap::new()) })
+    }
+
+    /// The plan for a batch of `n` contexts (the graph's batch axis is dynamic; tract plans
+    /// take concrete shapes, so each batch size gets its own plan, built once and shared).
+    pub fn plan_for_batch(&self, n: usize) -> Result<Plan> {
+        if n == 1 {
+            return Ok(self.plan.clone());
+        }
+        let mut plans = self.batch_plans.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(p) = plans.get(&n) {
+            return Ok(p.clone());
+        }
+        let file = OnnxFile::read(&self.path)?;
+        let (plan, _) = file
+            .plan(&[(i64::datum_type(), vec![n, self.meta.context_size])])
+            .with_context(|| format!("{}: decoder plan for batch {n}", self.path.display()))?;
+        plans.insert(n, plan.clone());
+        Ok(plan)
     }
 }
 
@@ -42,6 +63,10 @@ const CACHE_CAPACITY: usize = 4096;
 pub struct DecoderRunner {
     model: Arc<DecoderModel>,
     state: TypedSimpleState,
+    /// States of the batch plans, by batch size.
+    batch_states: HashMap<usize, TypedSimpleState>,
+    /// Graph runs (cache misses), for the stats.
+    pub runs: usize,
     cache: HashMap<Vec<i64>, Vec<f32>>,
     pub cache_hits: usize,
 }
@@ -49,7 +74,7 @@ pub struct DecoderRunner {
 impl DecoderRunner {
     pub fn new(model: Arc<DecoderModel>) -> Result<Self> {
         let state = model.plan.spawn()?;
-        Ok(DecoderRunner { model, state, cache: HashMap::new(), cache_hits: 0 })
+        Ok(DecoderRunner { model, state, batch_states: HashMap::new(), runs: 0, cache: HashMap::new(), cache_hits: 0 })
     }
 
     pub fn model(&self) -> &DecoderModel {
@@ -68,11 +93,56 @@ impl DecoderRunner {
         }
         let y = Tensor::from_shape(&[1, c], context)?;
         let result = self.state.run(tvec!(y.into_tvalue())).context("decoder failed")?;
+        self.runs += 1;
         out.extend_from_slice(result[0].try_as_plain_ram()?.as_slice::<f32>()?);
         if self.cache.len() >= CACHE_CAPACITY {
             self.cache.clear();
         }
         self.cache.insert(context.to_vec(), out.clone());
         Ok(())
+    }
+
+    /// Runs the decoder on `contexts` (`n × context_size`, row-major); writes `n × out_dim`
+    /// into `out`. Cached contexts are copied; the others (each once) run as one batch.
+    pub fn run_batch(&mut self, contexts: &[i64], out: &mut Vec<f32>) -> Result<()> {
+        let c = self.model.meta.context_size;
+        let dim = self.model.out_dim;
+        if self.cache.len() + contexts.len() / c > CACHE_CAPACITY {
+            self.cache.clear();
+        }
+        let mut missing: Vec<&[i64]> = Vec::new();
+        for ctx in contexts.chunks_exact(c) {
+            if self.cache.contains_key(ctx) {
+                self.cache_hits += 1;
+            } else if !missing.contains(&ctx) {
+                missing.push(ctx);
+            }
+        }
+        if !missing.is_empty() {
+            let m = missing.len();
+            let y = Tensor::from_shape(&[m, c], &missing.concat())?;
+            let result = self.batch_state(m)?.run(tvec!(y.into_tvalue())).context("decoder failed")?;
+            self.runs += 1;
+            let rows = result[0].try_as_plain_ram()?.as_slice::<f32>()?;
+            for (ctx, row) in missing.iter().zip(rows.chunks_exact(dim)) {
+                self.cache.insert(ctx.to_vec(), row.to_vec());
+            }
+        }
+        out.clear();
+        for ctx in contexts.chunks_exact(c) {
+            out.extend_from_slice(&self.cache[ctx]);
+        }
+        Ok(())
+    }
+
+    fn batch_state(&mut self, m: usize) -> Result<&mut TypedSimpleState> {
+        if m == 1 {
+            return Ok(&mut self.state);
+        }
+        if !self.batch_states.contains_key(&m) {
+            let state = self.model.plan_for_batch(m)?.spawn()?;
+            self.batch_states.insert(m, state);
+        }
+        Ok(self.batch_states.get_mut(&m).expect("inserted above"))
     }
 }

@@ -4,6 +4,7 @@
 //! Everything here is immutable once loaded and shared between streams through `Arc`; the
 //! per-stream mutable parts are the `*Runner` types.
 
+pub mod bpe;
 pub mod decoder;
 pub mod encoder;
 pub mod files;

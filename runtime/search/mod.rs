@@ -1,14 +1,22 @@
-//! Search over the transducer's outputs (greedy search; beam search, hotwords and keyword
-//! spotting plug in through [`TransducerSearch`]) and endpoint detection.
+//! Search over the transducer's outputs through [`TransducerSearch`] (greedy search, modified
+//! beam search with optional hotwords), keyword spotting, and endpoint detection.
 
+pub mod beam;
+pub mod context_graph;
 pub mod endpoint;
 pub mod greedy;
+pub mod hypothesis;
+pub mod keyword;
 
+pub use beam::ModifiedBeamSearch;
+pub use context_graph::ContextGraph;
 pub use endpoint::{EndpointConfig, EndpointRule};
 pub use greedy::GreedySearch;
+pub use keyword::{Detection, KeywordConfig, KeywordSpotter};
 
 use crate::model::Transducer;
 use anyhow::Result;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Calls and time spent in the decoder and joiner (for `bench` and the service's stats).
@@ -39,17 +47,55 @@ pub trait TransducerSearch: Send {
 pub enum DecodingMethod {
     #[default]
     Greedy,
+    /// sherpa-onnx's `modified_beam_search` with this many active paths (default 4).
+    ModifiedBeamSearch { max_active_paths: usize },
+}
+
+impl DecodingMethod {
+    /// sherpa-onnx's name for the method (`greedy_search`, `modified_beam_search`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            DecodingMethod::Greedy => "greedy_search",
+            DecodingMethod::ModifiedBeamSearch { .. } => "modified_beam_search",
+        }
+    }
+
+    /// The method named `name` (`greedy`, `greedy-search`, `modified-beam-search`, or
+    /// sherpa-onnx's underscore spellings); `max_active_paths` applies to beam search.
+    pub fn from_name(name: &str, max_active_paths: usize) -> Result<Self> {
+        match name.replace('_', "-").as_str() {
+            "greedy" | "greedy-search" => Ok(DecodingMethod::Greedy),
+            "modified-beam-search" | "beam-search" | "beam" => {
+                if max_active_paths == 0 {
+                    anyhow::bail!("beam search needs at least 1 active path");
+                }
+                Ok(DecodingMethod::ModifiedBeamSearch { max_active_paths })
+            }
+            other => anyhow::bail!("unknown decoding method '{other}' (expected greedy-search or modified-beam-search)"),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default)]
 pub struct DecodingConfig {
     pub method: DecodingMethod,
+    /// Contextual biasing (beam search only): the hotwords' graph, from
+    /// [`context_graph::load_hotwords`].
+    pub hotwords: Option<Arc<ContextGraph>>,
 }
 
 /// Builds the search a config asks for.
 pub fn make_search(model: &Transducer, config: &DecodingConfig) -> Result<Box<dyn TransducerSearch>> {
     match config.method {
-        DecodingMethod::Greedy => Ok(Box::new(GreedySearch::new(model)?)),
+        DecodingMethod::Greedy => {
+            if config.hotwords.is_some() {
+                anyhow::bail!("hotwords need modified beam search (--decoding modified-beam-search)");
+            }
+            Ok(Box::new(GreedySearch::new(model)?))
+        }
+        DecodingMethod::ModifiedBeamSearch { max_active_paths } => {
+            Ok(Box::new(ModifiedBeamSearch::new(model, max_active_paths, config.hotwords.clone())?))
+        }
     }
 }
 

@@ -29,6 +29,8 @@ pub enum Event {
     Error { message: String },
     /// The daemon is stopping or dropping this client.
     Bye { reason: String },
+    /// Reply to a `{"cmd":"ping"}` request: `{"type":"pong"}`.
+    Pong,
 }
 
 impl Event {
@@ -45,9 +47,56 @@ impl Event {
     }
 }
 
+/// A request a socket client may send: one JSON object per line, `{"cmd":"stats"}` or
+/// `{"cmd":"ping"}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Request {
+    /// Answered with [`Event::Stats`].
+    Stats,
+    /// Answered with [`Event::Pong`].
+    Ping,
+}
+
+impl Request {
+    /// Parses one request line (without or with its trailing `\n` / `\r\n`).
+    /// `Ok(None)` for a blank line (ignored); `Err(message)` for anything that is not a known
+    /// request: the message is meant for an [`Event::Error`] reply. Never panics on any input.
+    pub fn parse(line: &[u8]) -> Result<Option<Request>, String> {
+        let line = line.strip_suffix(b"\n").unwrap_or(line);
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.iter().all(|b| b.is_ascii_whitespace()) {
+            return Ok(None);
+        }
+        let text = std::str::from_utf8(line).map_err(|_| "request is not valid UTF-8".to_string())?;
+        let value: serde_json::Value = serde_json::from_str(text).map_err(|e| {
+            format!("request is not JSON ({e}); send one object per line, e.g. {{\"cmd\":\"stats\"}}")
+        })?;
+        match value.get("cmd") {
+            Some(serde_json::Value::String(cmd)) => match cmd.as_str() {
+                "stats" => Ok(Some(Request::Stats)),
+                "ping" => Ok(Some(Request::Ping)),
+                other => Err(format!("unknown command {other:?} (known: stats, ping)")),
+            },
+            _ => Err("expected an object with a \"cmd\" string, e.g. {\"cmd\":\"stats\"}".to_string()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parses_requests() {
+        assert_eq!(Request::parse(b"{\"cmd\":\"stats\"}\n"), Ok(Some(Request::Stats)));
+        assert_eq!(Request::parse(b" {\"cmd\": \"ping\"} \r\n"), Ok(Some(Request::Ping)));
+        assert_eq!(Request::parse(b"  \r\n"), Ok(None));
+        assert!(Request::parse(b"{\"cmd\":\"reboot\"}").unwrap_err().contains("unknown command"));
+        assert!(Request::parse(b"hello").unwrap_err().contains("not JSON"));
+        assert!(Request::parse(b"[1,2]").unwrap_err().contains("\"cmd\""));
+        assert!(Request::parse(b"{\"cmd\":\"\xff\"}").unwrap_err().contains("UTF-8"));
+        assert_eq!(Event::Pong.to_line(), "{\"type\":\"pong\"}\n");
+    }
 
     #[test]
     fn serializes_with_type_tag() {

@@ -4,5 +4,9 @@
 //! or dead consumer is dropped or skipped, never waited for.
 
 pub mod event;
+pub mod serial;
+pub mod socket;
 
-pub use event::Event;
+pub use event::{Event, Request};
+pub use serial::{SerialConfig, SerialFormat, SerialSink};
+pub use socket::{SocketConfig, SocketSink};

@@ -1,0 +1,158 @@
+//! `zipvox listen` (the daemon) and `zipvox devices` (capture devices).
+
+use crate::service::config::{ListenConfig, SerialSection};
+use anyhow::Result;
+use clap::Args;
+use std::path::PathBuf;
+
+#[derive(Debug, Args)]
+pub struct ListenArgs {
+    /// TOML configuration file (see board/zipvox.toml for every key and its default).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Model directory (overrides [model] dir; env ZIPVOX_MODEL).
+    #[arg(long, env = "ZIPVOX_MODEL", value_name = "DIR")]
+    pub model: Option<PathBuf>,
+    /// ALSA capture device: default, hw:1,0, plughw:CARD=…, or a name from an ALSA config.
+    #[arg(long, value_name = "PCM")]
+    pub device: Option<String>,
+    /// UNIX socket for NDJSON events.
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+    /// Socket file mode, octal (default 0660).
+    #[arg(long, value_name = "MODE")]
+    pub socket_mode: Option<String>,
+    /// Group owning the socket file.
+    #[arg(long, value_name = "GROUP")]
+    pub socket_group: Option<String>,
+    /// Serial device for finals (e.g. /dev/ttyUSB0).
+    #[arg(long, value_name = "DEV")]
+    pub serial: Option<PathBuf>,
+    /// Serial baud rate (default 115200).
+    #[arg(long, value_name = "N")]
+    pub baud: Option<u32>,
+    /// Serial line format: text (`<segment> <text>\r\n`) or ndjson.
+    #[arg(long, value_name = "FORMAT")]
+    pub serial_format: Option<String>,
+    /// Also send partial results on the serial line.
+    #[arg(long)]
+    pub serial_partials: bool,
+    /// Keep the 16 kHz audio the recognizer consumed in this WAV file.
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<PathBuf>,
+    /// Do not send partial results.
+    #[arg(long)]
+    pub no_partials: bool,
+    /// Search method: greedy-search (default) or modified-beam-search.
+    #[arg(long, value_name = "METHOD")]
+    pub decoding: Option<String>,
+    /// Active paths of modified beam search (default 4).
+    #[arg(long, value_name = "N")]
+    pub beam: Option<usize>,
+    /// Hotwords file for modified beam search (phrases, optional :SCORE).
+    #[arg(long, value_name = "FILE")]
+    pub hotwords: Option<PathBuf>,
+    /// Default hotword bonus (1.5).
+    #[arg(long, value_name = "SCORE")]
+    pub hotwords_score: Option<f32>,
+    /// Keyword spotting instead of transcription: keywords file (BPE pieces or plain phrases,
+    /// with optional :boost #threshold @display).
+    #[arg(long, value_name = "FILE")]
+    pub keywords: Option<PathBuf>,
+    /// Endpoint rule 1: trailing silence (s) that ends a segment even without speech.
+    #[arg(long, value_name = "S")]
+    pub rule1_min_trailing_silence: Option<f32>,
+    /// Endpoint rule 2: trailing silence (s) after speech that ends a segment.
+    #[arg(long, value_name = "S")]
+    pub rule2_min_trailing_silence: Option<f32>,
+    /// Endpoint rule 3: maximum segment length (s).
+    #[arg(long, value_name = "S")]
+    pub rule3_min_utterance_length: Option<f32>,
+}
+
+impl ListenArgs {
+    /// Defaults, then the config file, then flags.
+    pub fn resolve(&self) -> Result<ListenConfig> {
+        let mut c = match &self.config {
+            Some(p) => ListenConfig::load(p)?,
+            None => ListenConfig::default(),
+        };
+        if let Some(m) = &self.model {
+            c.model.dir = Some(m.clone());
+        }
+        if let Some(d) = &self.device {
+            c.audio.device = d.clone();
+        }
+        if let Some(s) = &self.socket {
+            c.socket.path = Some(s.clone());
+        }
+        if let Some(m) = &self.socket_mode {
+            c.socket.mode = m.clone();
+        }
+        if let Some(g) = &self.socket_group {
+            c.socket.group = Some(g.clone());
+        }
+        if let Some(dev) = &self.serial {
+            let s = c.serial.get_or_insert_with(SerialSection::default);
+            s.device = dev.clone();
+        }
+        if let Some(s) = c.serial.as_mut() {
+            if let Some(b) = self.baud {
+                s.baud = b;
+            }
+            if let Some(f) = &self.serial_format {
+                s.format = f.clone();
+            }
+            if self.serial_partials {
+                s.partials = true;
+            }
+        }
+        if let Some(r) = &self.record {
+            c.recognizer.record = Some(r.clone());
+        }
+        if self.no_partials {
+            c.recognizer.partials = false;
+        }
+        if let Some(d) = &self.decoding {
+            c.recognizer.decoding = d.clone();
+        }
+        if let Some(b) = self.beam {
+            c.recognizer.beam = b;
+        }
+        if let Some(h) = &self.hotwords {
+            c.recognizer.hotwords = Some(h.clone());
+        }
+        if let Some(h) = self.hotwords_score {
+            c.recognizer.hotwords_score = h;
+        }
+        if let Some(k) = &self.keywords {
+            c.recognizer.keywords = Some(k.clone());
+        }
+        if let Some(v) = self.rule1_min_trailing_silence {
+            c.endpoint.rule1.min_trailing_silence = v;
+        }
+        if let Some(v) = self.rule2_min_trailing_silence {
+            c.endpoint.rule2.min_trailing_silence = v;
+        }
+        if let Some(v) = self.rule3_min_utterance_length {
+            c.endpoint.rule3.min_utterance_length = v;
+        }
+        Ok(c)
+    }
+}
+
+pub fn run(args: &ListenArgs) -> Result<i32> {
+    let config = args.resolve()?;
+    crate::service::daemon::run(config)
+}
+
+pub fn devices() -> Result<i32> {
+    let devices = crate::audio::alsa_source::list_capture_devices()?;
+    if devices.is_empty() {
+        println!("no capture devices found (is the user in group 'audio'? is a microphone plugged in?)");
+    }
+    for d in devices {
+        println!("{}\t{}", d.name, d.description.replace('\n', " "));
+    }
+    Ok(0)
+}

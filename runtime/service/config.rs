@@ -1,0 +1,238 @@
+//! `zipvox listen` configuration: a TOML file (`--config`) with documented defaults, and flags
+//! that override it. Unknown keys are errors (a typo must not silently fall back to a default).
+
+use crate::search::EndpointConfig;
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ListenConfig {
+    pub model: ModelSection,
+    pub audio: AudioSection,
+    pub recognizer: RecognizerSection,
+    pub endpoint: EndpointConfig,
+    pub socket: SocketSection,
+    pub serial: Option<SerialSection>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModelSection {
+    /// Model directory (sherpa-onnx layout). Required (here, `--model` or `ZIPVOX_MODEL`).
+    pub dir: Option<PathBuf>,
+    /// `int8` (default) or `fp32` encoder/joiner.
+    pub precision: String,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct AudioSection {
+    /// ALSA PCM name: `default`, `hw:1,0`, `plughw:CARD=Device,DEV=0`, or one from asound.conf.
+    pub device: String,
+    /// Preferred capture rate; other rates the device insists on are resampled to 16 kHz.
+    pub rate: u32,
+    /// Preferred channel count; several channels are averaged to mono.
+    pub channels: u16,
+    pub period_ms: u32,
+    pub buffer_ms: u32,
+    /// Capacity of the ring between capture and recognizer, in seconds of 16 kHz audio.
+    pub ring_seconds: f32,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct RecognizerSection {
+    /// Send partial results when the text changes.
+    pub partials: bool,
+    /// Keep the 16 kHz samples the recognizer consumed in this WAV file (32-bit float).
+    pub record: Option<PathBuf>,
+    /// `greedy` (default) or `modified-beam-search`.
+    pub decoding: String,
+    /// Active paths for beam search.
+    pub beam: usize,
+    /// Hotwords file for beam search.
+    pub hotwords: Option<PathBuf>,
+    pub hotwords_score: f32,
+    /// Keyword-spotting mode: keywords file (then no transcripts, keyword events only).
+    pub keywords: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct SocketSection {
+    /// UNIX socket path; empty = no socket sink.
+    pub path: Option<PathBuf>,
+    /// File mode, octal string (e.g. "0660").
+    pub mode: String,
+    /// Group owning the socket file (e.g. a group of the programs allowed to read).
+    pub group: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct SerialSection {
+    pub device: PathBuf,
+    pub baud: u32,
+    /// `text` (`<segment> <text>\r\n`) or `ndjson`.
+    pub format: String,
+    pub partials: bool,
+}
+
+impl Default for ModelSection {
+    fn default() -> Self {
+        ModelSection { dir: None, precision: "int8".into() }
+    }
+}
+
+impl Default for AudioSection {
+    fn default() -> Self {
+        AudioSection { device: "default".into(), rate: 16000, channels: 1, period_ms: 20, buffer_ms: 200, ring_seconds: 10.0 }
+    }
+}
+
+impl Default for RecognizerSection {
+    fn default() -> Self {
+        RecognizerSection {
+            partials: true,
+            record: None,
+            decoding: "greedy".into(),
+            beam: 4,
+            hotwords: None,
+            hotwords_score: 1.5,
+            keywords: None,
+        }
+    }
+}
+
+impl Default for SocketSection {
+    fn default() -> Self {
+        SocketSection { path: None, mode: "0660".into(), group: None }
+    }
+}
+
+impl Default for SerialSection {
+    fn default() -> Self {
+        SerialSection { device: PathBuf::new(), baud: 115_200, format: "text".into(), partials: false }
+    }
+}
+
+impl Default for ListenConfig {
+    fn default() -> Self {
+        ListenConfig {
+            model: Default::default(),
+            audio: Default::default(),
+            recognizer: Default::default(),
+            endpoint: Default::default(),
+            socket: Default::default(),
+            serial: None,
+        }
+    }
+}
+
+impl ListenConfig {
+    pub fn from_toml(text: &str, path: &Path) -> Result<Self> {
+        toml::from_str(text).map_err(|e| {
+            anyhow::anyhow!("{}: invalid configuration: {}", path.display(), e.to_string().replace('\n', " "))
+        })
+    }
+
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config {}", path.display()))?;
+        Self::from_toml(&text, path)
+    }
+
+    /// Checks what cannot be checked by types alone.
+    pub fn validate(&self) -> Result<()> {
+        if self.model.dir.is_none() {
+            bail!("no model: give --model DIR, set ZIPVOX_MODEL, or [model] dir in the config file");
+        }
+        if !["int8", "fp32"].contains(&self.model.precision.as_str()) {
+            bail!("[model] precision must be int8 or fp32, not '{}'", self.model.precision);
+        }
+        crate::search::DecodingMethod::from_name(&self.recognizer.decoding, self.recognizer.beam)
+            .map_err(|e| anyhow::anyhow!("[recognizer] decoding: {e}"))?;
+        if self.recognizer.hotwords.is_some() && self.recognizer.decoding.starts_with("greedy") {
+            bail!("[recognizer] hotwords need decoding = \"modified-beam-search\"");
+        }
+        if self.socket_mode().is_none() {
+            bail!("[socket] mode must be an octal file mode such as \"0660\", not '{}'", self.socket.mode);
+        }
+        if !(0.5..=600.0).contains(&self.audio.ring_seconds) {
+            bail!("[audio] ring_seconds must be between 0.5 and 600");
+        }
+        if let Some(s) = &self.serial {
+            if !["text", "ndjson"].contains(&s.format.as_str()) {
+                bail!("[serial] format must be text or ndjson, not '{}'", s.format);
+            }
+        }
+        if self.socket.path.is_none() && self.serial.is_none() {
+            log::warn!("no socket and no serial line configured: transcripts go to the log only");
+        }
+        Ok(())
+    }
+
+    pub fn socket_mode(&self) -> Option<u32> {
+        u32::from_str_radix(self.socket.mode.trim_start_matches("0o"), 8).ok().filter(|m| *m <= 0o777)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_documentation() {
+        let c = ListenConfig::from_toml("", Path::new("x.toml")).unwrap();
+        assert_eq!(c.audio.device, "default");
+        assert_eq!(c.endpoint, EndpointConfig::default());
+        assert!(c.recognizer.partials);
+        assert_eq!(c.socket_mode(), Some(0o660));
+    }
+
+    #[test]
+    fn full_file_parses() {
+        let text = r#"
+[model]
+dir = "/var/lib/zipvox/models/m"
+precision = "int8"
+[audio]
+device = "plughw:CARD=Device,DEV=0"
+rate = 48000
+channels = 2
+[recognizer]
+partials = false
+record = "/tmp/rec.wav"
+[endpoint.rule2]
+must_contain_nonsilence = true
+min_trailing_silence = 0.8
+min_utterance_length = 0.0
+[socket]
+path = "/run/zipvox/zipvox.sock"
+mode = "0666"
+group = "audio"
+[serial]
+device = "/dev/ttyUSB0"
+baud = 9600
+format = "ndjson"
+"#;
+        let c = ListenConfig::from_toml(text, Path::new("x.toml")).unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.audio.rate, 48000);
+        assert_eq!(c.endpoint.rule2.min_trailing_silence, 0.8);
+        assert_eq!(c.endpoint.rule1, EndpointConfig::default().rule1);
+        assert_eq!(c.serial.as_ref().unwrap().baud, 9600);
+        assert_eq!(c.socket_mode(), Some(0o666));
+    }
+
+    #[test]
+    fn typos_and_bad_values_are_errors() {
+        let e = ListenConfig::from_toml("[audio]\ndevise = \"hw:0\"\n", Path::new("z.toml")).unwrap_err();
+        assert!(format!("{e}").contains("z.toml") && format!("{e}").contains("devise"), "{e}");
+        let c = ListenConfig::from_toml("[socket]\nmode = \"rw\"\n[model]\ndir = \"/m\"\n", Path::new("z.toml")).unwrap();
+        assert!(c.validate().is_err());
+        let c = ListenConfig::from_toml("", Path::new("z.toml")).unwrap();
+        assert!(format!("{}", c.validate().unwrap_err()).contains("--model"));
+    }
+}
