@@ -57,35 +57,95 @@ fn log_1_to_2(z: f32) -> f32 {
     y + e * std::f32::consts::LN_2
 }
 
+/// `exp(x)` over the whole range (+inf above ~88.7), ~1 ulp.
+#[inline(always)]
+fn exp_any(x: f32) -> f32 {
+    let x = x.clamp(-87.0, 89.0);
+    const MAGIC: f32 = 12_582_912.0;
+    let t = x * LOG2E + MAGIC;
+    let n = t - MAGIC;
+    let n_int = t.to_bits().wrapping_sub(MAGIC.to_bits());
+    let r = x - n * LN2_HI - n * LN2_LO;
+    let mut p = 1.987_569_1e-4f32;
+    p = p * r + 1.398_199_9e-3;
+    p = p * r + 8.333_452e-3;
+    p = p * r + 4.166_579_6e-2;
+    p = p * r + 1.666_666_5e-1;
+    p = p * r + 5.000_000_1e-1;
+    let e = p * r * r + r + 1.0;
+    // n ≤ 128: 2^128 has the exponent bits of +inf, which is the right answer there.
+    let scale = f32::from_bits(n_int.wrapping_add(127).min(255) << 23);
+    if n_int as i32 >= 128 { f32::INFINITY } else { e * scale }
+}
+
+/// `log(z)` for `z >= 1` (+inf stays +inf), ~1 ulp.
+#[inline(always)]
+fn log_ge_1(z: f32) -> f32 {
+    let bits = z.to_bits();
+    let e = ((bits >> 23) & 0xff) as i32 - 127;
+    let m = f32::from_bits((bits & 0x007f_ffff) | 0x3f80_0000); // [1, 2)
+    let l = log_1_to_2(m) + e as f32 * std::f32::consts::LN_2;
+    if z == f32::INFINITY { f32::INFINITY } else { l }
+}
+
 /// Numerically stable softplus `log(1 + exp(s))`.
 #[inline(always)]
 pub fn softplus(s: f32) -> f32 {
     s.max(0.0) + log_1_to_2(1.0 + exp_nonpositive(-s.abs()))
 }
 
+/// Softplus as the encoder layers' export writes it: `log(exp(s) + 1)`, and `s` where that
+/// overflows (the `Equal(·, inf)`/`Where` guard). Same values as `softplus` up to rounding, but
+/// rounded like the exported graph (two rounded ops), which keeps results closer to what
+/// onnxruntime computes for that graph.
 #[inline(always)]
-fn swoosh_body(xs: &mut [f32], offset: f32, slope: f32, bias: f32) {
+pub fn softplus_guarded(s: f32) -> f32 {
+    let l = log_ge_1(exp_any(s) + 1.0);
+    if l == f32::INFINITY { s } else { l }
+}
+
+/// Which exported form of softplus to mirror.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SoftplusForm {
+    /// `max(s, 0) + log(1 + exp(-|s|))` (icefall's `logaddexp_onnx`, ConvNeXt embedding).
+    LogAddExp,
+    /// `where(isinf(l), s, l)` with `l = log(exp(s) + 1)` (SwooshL/R in the encoder layers).
+    Guarded,
+}
+
+#[inline(always)]
+fn swoosh_body<const GUARDED: bool>(xs: &mut [f32], offset: f32, slope: f32, bias: f32) {
     for x in xs.iter_mut() {
         let v = *x;
-        *x = softplus(v - offset) - v * slope - bias;
+        let sp = if GUARDED { softplus_guarded(v - offset) } else { softplus(v - offset) };
+        *x = sp - v * slope - bias;
     }
 }
 
 /// Scalar reference.
-pub fn swoosh_scalar(xs: &mut [f32], offset: f32, slope: f32, bias: f32) {
-    swoosh_body(xs, offset, slope, bias)
+pub fn swoosh_scalar(xs: &mut [f32], offset: f32, slope: f32, bias: f32, form: SoftplusForm) {
+    match form {
+        SoftplusForm::LogAddExp => swoosh_body::<false>(xs, offset, slope, bias),
+        SoftplusForm::Guarded => swoosh_body::<true>(xs, offset, slope, bias),
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn swoosh_avx2(xs: &mut [f32], offset: f32, slope: f32, bias: f32) {
-    swoosh_body(xs, offset, slope, bias)
+unsafe fn swoosh_avx2(xs: &mut [f32], offset: f32, slope: f32, bias: f32, form: SoftplusForm) {
+    match form {
+        SoftplusForm::LogAddExp => swoosh_body::<false>(xs, offset, slope, bias),
+        SoftplusForm::Guarded => swoosh_body::<true>(xs, offset, slope, bias),
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
-unsafe fn swoosh_avx512(xs: &mut [f32], offset: f32, slope: f32, bias: f32) {
-    swoosh_body(xs, offset, slope, bias)
+unsafe fn swoosh_avx512(xs: &mut [f32], offset: f32, slope: f32, bias: f32, form: SoftplusForm) {
+    match form {
+        SoftplusForm::LogAddExp => swoosh_body::<false>(xs, offset, slope, bias),
+        SoftplusForm::Guarded => swoosh_body::<true>(xs, offset, slope, bias),
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -99,18 +159,18 @@ fn has_avx2_fma() -> bool {
 }
 
 /// Applies the activation in place with the best variant for this CPU.
-pub fn swoosh(xs: &mut [f32], offset: f32, slope: f32, bias: f32) {
+pub fn swoosh(xs: &mut [f32], offset: f32, slope: f32, bias: f32, form: SoftplusForm) {
     #[cfg(target_arch = "x86_64")]
     if has_avx512() {
         // SAFETY: the CPU supports AVX-512F, AVX2 and FMA (checked above).
-        return unsafe { swoosh_avx512(xs, offset, slope, bias) };
+        return unsafe { swoosh_avx512(xs, offset, slope, bias, form) };
     }
     #[cfg(target_arch = "x86_64")]
     if has_avx2_fma() {
         // SAFETY: the CPU supports AVX2 and FMA (checked above).
-        return unsafe { swoosh_avx2(xs, offset, slope, bias) };
+        return unsafe { swoosh_avx2(xs, offset, slope, bias, form) };
     }
-    swoosh_body(xs, offset, slope, bias)
+    swoosh_scalar(xs, offset, slope, bias, form)
 }
 
 /// Name of the variant `swoosh` uses (for `zipvox info`).
@@ -155,35 +215,41 @@ mod tests {
         assert!(worst < 3e-7, "worst error {worst}");
         assert_eq!(softplus(1e30), 1e30);
         assert!(softplus(-1e30) >= 0.0);
+        assert_eq!(softplus_guarded(1e30), 1e30);
+        assert_eq!(softplus_guarded(200.0), 200.0, "overflow guard");
+        assert!(softplus_guarded(-1e30) >= 0.0);
     }
 
     #[test]
     fn simd_variant_matches_scalar_and_reference() {
         let xs: Vec<f32> = (0..4099).map(|i| (i as f32 - 2000.0) * 0.0173).collect();
-        for (offset, slope, bias) in [(4.0f32, 0.08f32, 0.035f32), (1.0, 0.08, 0.313_261_7)] {
+        for ((offset, slope, bias), form) in [(4.0f32, 0.08f32, 0.035f32), (1.0, 0.08, 0.313_261_7)]
+            .into_iter()
+            .flat_map(|p| [(p, SoftplusForm::LogAddExp), (p, SoftplusForm::Guarded)])
+        {
             let mut a = xs.clone();
-            swoosh_scalar(&mut a, offset, slope, bias);
+            swoosh_scalar(&mut a, offset, slope, bias, form);
             let mut variants: Vec<(&str, Vec<f32>)> = vec![];
             let mut b = xs.clone();
-            swoosh(&mut b, offset, slope, bias);
+            swoosh(&mut b, offset, slope, bias, form);
             variants.push((swoosh_variant(), b));
             #[cfg(target_arch = "x86_64")]
             {
                 if has_avx2_fma() {
                     let mut b = xs.clone();
-                    unsafe { swoosh_avx2(&mut b, offset, slope, bias) };
+                    unsafe { swoosh_avx2(&mut b, offset, slope, bias, form) };
                     variants.push(("avx2", b));
                 }
                 if has_avx512() {
                     let mut b = xs.clone();
-                    unsafe { swoosh_avx512(&mut b, offset, slope, bias) };
+                    unsafe { swoosh_avx512(&mut b, offset, slope, bias, form) };
                     variants.push(("avx512", b));
                 }
             }
             for (i, x) in xs.iter().enumerate() {
                 let want = reference(*x, offset, slope, bias);
                 let tol = 1e-6 * want.abs().max(1.0);
-                assert!((a[i] as f64 - want).abs() <= tol, "scalar x={x}: {} vs {want}", a[i]);
+                assert!((a[i] as f64 - want).abs() <= tol, "scalar {form:?} x={x}: {} vs {want}", a[i]);
                 for (name, v) in &variants {
                     assert!((v[i] as f64 - want).abs() <= tol, "{name} x={x}: {} vs {want}", v[i]);
                 }
@@ -200,7 +266,7 @@ mod bench {
         let mut xs: Vec<f32> = (0..116_736).map(|i| (i % 1000) as f32 * 0.01 - 5.0).collect();
         let t = std::time::Instant::now();
         for _ in 0..100 {
-            super::swoosh(&mut xs, 4.0, 0.08, 0.035);
+            super::swoosh(&mut xs, 4.0, 0.08, 0.035, super::SoftplusForm::Guarded);
         }
         println!("swoosh ({}): {:?} per 116736 elements", super::swoosh_variant(), t.elapsed() / 100);
     }

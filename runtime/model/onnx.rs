@@ -3,6 +3,7 @@
 use super::meta::Metadata;
 use super::ops::{depthwise_conv::DepthwiseConvExpansion, quant_matmul::QuantMatMulExpansion, range::OnnxRange, swoosh::SwooshExpansion};
 use super::rewrite;
+use crate::kernels::activation::SoftplusForm;
 use tract_onnx::tract_hir::internal::expand;
 use anyhow::{anyhow, bail, Context, Result};
 use std::path::{Path, PathBuf};
@@ -158,7 +159,9 @@ pub fn onnx_framework() -> tract_onnx::Onnx {
         let offset: f32 = node.get_attr("offset")?;
         let slope: f32 = node.get_attr("slope")?;
         let bias: f32 = node.get_attr("bias")?;
-        Ok((expand(SwooshExpansion { offset, slope, bias }), vec![]))
+        let guarded: i64 = node.get_attr("guarded")?;
+        let form = if guarded != 0 { SoftplusForm::Guarded } else { SoftplusForm::LogAddExp };
+        Ok((expand(SwooshExpansion { offset, slope, bias, form }), vec![]))
     });
     onnx
 }

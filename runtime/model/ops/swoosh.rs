@@ -6,6 +6,7 @@
 //! Evaluated node by node, each allocates and walks the tensor; here it is one vectorized pass,
 //! in place (`kernels::activation`).
 
+use crate::kernels::activation::SoftplusForm;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_hir::internal::{
@@ -17,13 +18,15 @@ pub struct Swoosh {
     pub offset: f32,
     pub slope: f32,
     pub bias: f32,
+    /// Which exported softplus form to mirror (rounding follows that graph).
+    pub form: SoftplusForm,
 }
 
 impl Eq for Swoosh {}
 
 impl Swoosh {
     pub fn apply_slice(&self, xs: &mut [f32]) {
-        crate::kernels::activation::swoosh(xs, self.offset, self.slope, self.bias)
+        crate::kernels::activation::swoosh(xs, self.offset, self.slope, self.bias, self.form)
     }
 }
 
@@ -33,7 +36,7 @@ impl Op for Swoosh {
     }
 
     fn info(&self) -> TractResult<Vec<String>> {
-        Ok(vec![format!("offset={} slope={} bias={}", self.offset, self.slope, self.bias)])
+        Ok(vec![format!("offset={} slope={} bias={} {:?}", self.offset, self.slope, self.bias, self.form)])
     }
 
     op_as_typed_op!();
@@ -74,6 +77,7 @@ pub struct SwooshExpansion {
     pub offset: f32,
     pub slope: f32,
     pub bias: f32,
+    pub form: SoftplusForm,
 }
 
 impl std::hash::Hash for SwooshExpansion {
@@ -81,6 +85,7 @@ impl std::hash::Hash for SwooshExpansion {
         self.offset.to_bits().hash(state);
         self.slope.to_bits().hash(state);
         self.bias.to_bits().hash(state);
+        self.form.hash(state);
     }
 }
 
@@ -103,7 +108,7 @@ impl Expansion for SwooshExpansion {
     }
 
     fn wire(&self, prefix: &str, model: &mut TypedModel, inputs: &[OutletId]) -> TractResult<TVec<OutletId>> {
-        let op = Swoosh { offset: self.offset, slope: self.slope, bias: self.bias };
+        let op = Swoosh { offset: self.offset, slope: self.slope, bias: self.bias, form: self.form };
         model.wire_node(prefix, op, inputs)
     }
 }

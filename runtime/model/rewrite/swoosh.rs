@@ -59,8 +59,8 @@ pub fn fuse_swoosh(model: &mut ModelProto) -> usize {
 
     let mut rewrites = Vec::new();
     for (gi, g) in graph.node.iter().enumerate() {
-        // Returns (x, offset, nodes of the softplus part) for either form ending at `g`.
-        let head = (|| -> Option<(String, f32, Vec<usize>)> {
+        // Returns (x, offset, nodes of the softplus part, guarded form?) for either form ending at `g`.
+        let head = (|| -> Option<(String, f32, Vec<usize>, bool)> {
             if g.op_type == "Where" && g.input.len() == 3 {
                 let w = g;
                 let ei = op_of(&w.input[0], "Equal")?;
@@ -99,7 +99,7 @@ pub fn fuse_swoosh(model: &mut ModelProto) -> usize {
                 }
                 let mut nodes = vec![si, xi, ai, li, ei, gi];
                 nodes.extend(cast);
-                Some((s.input[0].clone(), offset, nodes))
+                Some((s.input[0].clone(), offset, nodes, true))
             } else if g.op_type == "Add" && g.input.len() == 2 {
                 let (maxi, logi) = match (op_of(&g.input[0], "Max"), op_of(&g.input[1], "Log")) {
                     (Some(m), Some(l)) => (m, l),
@@ -130,12 +130,12 @@ pub fn fuse_swoosh(model: &mut ModelProto) -> usize {
                 if !ok {
                     return None;
                 }
-                Some((s.input[0].clone(), offset, vec![si, maxi, zi, bi, ni, ei, ai, logi, gi]))
+                Some((s.input[0].clone(), offset, vec![si, maxi, zi, bi, ni, ei, ai, logi, gi], false))
             } else {
                 None
             }
         })();
-        let Some((x, offset, mut removed)) = head else { continue };
+        let Some((x, offset, mut removed, guarded)) = head else { continue };
         let Some((tail_nodes, output, name, slope, bias)) = tail(&g.output[0], &x) else { continue };
         removed.extend(&tail_nodes);
         let fused = NodeProto {
@@ -143,7 +143,12 @@ pub fn fuse_swoosh(model: &mut ModelProto) -> usize {
             op_type: FUSED_OP.into(),
             input: vec![x],
             output: vec![output],
-            attribute: vec![float_attr("offset", offset), float_attr("slope", slope), float_attr("bias", bias)],
+            attribute: vec![
+                float_attr("offset", offset),
+                float_attr("slope", slope),
+                float_attr("bias", bias),
+                AttributeProto { name: "guarded".into(), i: guarded as i64, r#type: AttributeType::Int as i32, ..Default::default() },
+            ],
             ..Default::default()
         };
         rewrites.push(Rewrite { at: *tail_nodes.last().unwrap(), removed, node: fused });
