@@ -17,3 +17,10 @@ bash models/test_manifest.sh
 echo "== dev-set agreement with sherpa-onnx (greedy, int8)"
 # The test build is optimized enough (deps at opt-level 3): no separate release build.
 ZIPVOX_BIN=target/debug/zipvox bash scripts/eval-dev.sh
+
+# ARM: aarch64 tests under qemu as Pi 4 (cortex-a72) and Pi 5 (cortex-a76), transcripts identical
+# to this build's, the arm64 .deb and its contents, the armv7 build. ZIPVOX_CROSS=0 skips it.
+if [ "${ZIPVOX_CROSS:-1}" != 0 ]; then
+  echo "== ARM cross builds and qemu tests"
+  bash scripts/cross-test.sh
+fi

@@ -111,3 +111,28 @@ fn every_shared_model_loads_with_consistent_parts() {
         println!("{name} {precision:?}: loaded in {:.2?} ({})", m.load_time, m.encoder.meta.describe());
     }
 }
+
+/// `--threads` splits the int8 matmuls' column panels over workers: the encoder output must be
+/// bit-identical to one thread's, chunk after chunk (odd splits included).
+#[test]
+fn encoder_output_does_not_depend_on_thread_count() {
+    let model = Arc::new(
+        EncoderModel::load(&shared_dir().join("models/bench-zipformer2-small-random/encoder-epoch-99-avg-1-chunk-16-left-128.int8.onnx"), &Default::default()).unwrap(),
+    );
+    let run = |threads: usize| -> Vec<u32> {
+        zipvox::kernels::threads::set_threads(threads).unwrap();
+        let mut runner = EncoderRunner::new(model.clone()).unwrap();
+        let mut bits = Vec::new();
+        for c in 0..3 {
+            let x = features(c, model.meta.chunk_frames, model.feature_dim());
+            let out = runner.run_chunk(&x).unwrap();
+            bits.extend(out.try_as_plain_ram().unwrap().as_slice::<f32>().unwrap().iter().map(|v| v.to_bits()));
+        }
+        bits
+    };
+    let one = run(1);
+    for threads in [2, 3] {
+        assert!(run(threads) == one, "encoder output differs with {threads} threads");
+    }
+    zipvox::kernels::threads::set_threads(1).unwrap();
+}

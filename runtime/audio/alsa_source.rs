@@ -34,7 +34,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use alsa::pcm::{Access, Format, HwParams, IoFormat, State, PCM};
+use alsa::pcm::{Access, Format, Frames, HwParams, IoFormat, State, PCM};
 use alsa::{Direction, ValueOr};
 use anyhow::{anyhow, bail, Result};
 use nix::errno::Errno;
@@ -275,8 +275,10 @@ fn alsa_msg(e: &alsa::Error) -> String {
 }
 
 /// Frames in `ms` milliseconds at `rate` (at least 1).
-fn frames_for(rate: u32, ms: u32) -> i64 {
-    (i64::from(rate) * i64::from(ms) / 1000).max(1)
+fn frames_for(rate: u32, ms: u32) -> Frames {
+    // `Frames` is a C long: 32 bits on armv7. Rates and periods from the config are small
+    // (validated), so the clamp only guards against nonsense.
+    (i64::from(rate) * i64::from(ms) / 1000).clamp(1, i64::from(i32::MAX)) as Frames
 }
 
 /// hw and sw params: the negotiation described in the module docs.
@@ -375,7 +377,7 @@ fn configure(pcm: &PCM, cfg: &CaptureConfig) -> Result<CaptureParams> {
             .map_err(|e| anyhow!("cannot read its software parameters: {}", alsa_msg(&e)))?;
         // Wake up once per period; we start the stream explicitly.
         if let Err(e) = swp
-            .set_avail_min(period_frames as i64)
+            .set_avail_min(period_frames as Frames)
             .and_then(|_| pcm.sw_params(&swp))
         {
             log::debug!(

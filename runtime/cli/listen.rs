@@ -13,6 +13,9 @@ pub struct ListenArgs {
     /// Model directory (overrides [model] dir; env ZIPVOX_MODEL).
     #[arg(long, env = "ZIPVOX_MODEL", value_name = "DIR")]
     pub model: Option<PathBuf>,
+    /// Cores the encoder may use (overrides [model] threads; default 1).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
     /// ALSA capture device: default, hw:1,0, plughw:CARD=…, or a name from an ALSA config.
     #[arg(long, value_name = "PCM")]
     pub device: Option<String>,
@@ -79,6 +82,9 @@ impl ListenArgs {
         };
         if let Some(m) = &self.model {
             c.model.dir = Some(m.clone());
+        }
+        if let Some(t) = self.threads {
+            c.model.threads = t;
         }
         if let Some(d) = &self.device {
             c.audio.device = d.clone();

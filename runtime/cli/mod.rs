@@ -57,9 +57,18 @@ pub struct ModelArgs {
     /// (for comparison).
     #[arg(long)]
     pub no_fuse: bool,
+    /// Cores the encoder may use (1: one core per stream). Transcripts do not depend on it.
+    #[arg(long, value_name = "N", default_value_t = 1, env = "ZIPVOX_THREADS")]
+    pub threads: usize,
 }
 
 impl ModelArgs {
+    /// Sets up the thread pool (`--threads`) and loads the model.
+    pub fn load(&self) -> anyhow::Result<crate::model::Transducer> {
+        crate::kernels::threads::set_threads(self.threads)?;
+        crate::model::Transducer::load(&self.config())
+    }
+
     pub fn config(&self) -> crate::model::ModelConfig {
         crate::model::ModelConfig {
             dir: self.model.clone(),

@@ -6,7 +6,6 @@
 
 use super::{one_line, ModelArgs};
 use crate::audio;
-use crate::model::Transducer;
 use crate::search::keyword::load_keywords;
 use crate::search::{KeywordConfig, KeywordSpotter};
 use anyhow::Result;
@@ -77,7 +76,7 @@ pub fn run(args: &SpotArgs) -> Result<i32> {
     if args.beam == 0 {
         anyhow::bail!("--beam must be at least 1");
     }
-    let model = Arc::new(Transducer::load(&args.model.config())?);
+    let model = Arc::new(args.model.load()?);
     let config = args.keyword_config();
     let keywords = Arc::new(load_keywords(&args.keywords, &model, &config)?);
     let stdout = std::io::stdout();

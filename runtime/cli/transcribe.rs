@@ -2,7 +2,6 @@
 
 use super::{one_line, DecodingArgs, ModelArgs};
 use crate::audio;
-use crate::model::Transducer;
 use crate::recognizer::transcribe_samples_with;
 use anyhow::Result;
 use clap::Args;
@@ -48,7 +47,7 @@ fn round(x: f64, digits: i32) -> f64 {
 }
 
 pub fn run(args: &TranscribeArgs) -> Result<i32> {
-    let model = Arc::new(Transducer::load(&args.model.config())?);
+    let model = Arc::new(args.model.load()?);
     log::info!("model loaded in {:.2?}", model.load_time);
     let decoding = args.decoding.config(&model)?;
     let stdout = std::io::stdout();

@@ -111,13 +111,13 @@ pub(crate) fn qgemm_neon(a: &[u8], m: usize, zp: u8, w: &PackedI8Weights, scale:
     debug_assert!(w.kind == super::KernelKind::Neon);
     let kpad = w.kpad;
     let abuf = bias_activations(a, m, w.k, kpad);
-    let ap = abuf.as_ptr() as *const i8;
+    let abuf = &abuf[..];
     let safe = w.has_i8_min;
     for_each_step(m, w, NEON_MR, 128 - zp as i32, scale, bias, out, |s| {
         // SAFETY: the tile reads its rows of kpad bytes and the panel, writes inside out (see
         // for_each_step); NEON is baseline on aarch64.
         unsafe {
-            let at = ap.add(s.r0 * kpad);
+            let at = (abuf.as_ptr() as *const i8).add(s.r0 * kpad);
             if safe {
                 match_tile!((s.mr, s.width / 8), neon_tile, [true], (at, kpad, kpad / 4, s),
                     (1, 1), (1, 2), (2, 1), (2, 2), (3, 1), (3, 2));
@@ -190,12 +190,12 @@ pub(crate) fn qgemm_neon_dotprod(a: &[u8], m: usize, zp: u8, w: &PackedI8Weights
     debug_assert!(w.kind == super::KernelKind::NeonDotprod);
     let kpad = w.kpad;
     let abuf = bias_activations(a, m, w.k, kpad);
-    let ap = abuf.as_ptr() as *const i8;
+    let abuf = &abuf[..];
     for_each_step(m, w, DOT_MR, 128 - zp as i32, scale, bias, out, |s| {
         // SAFETY: weights packed for NeonDotprod exist only if the CPU has dotprod (see
         // detect.rs); bounds as in qgemm_neon.
         unsafe {
-            let at = ap.add(s.r0 * kpad);
+            let at = (abuf.as_ptr() as *const i8).add(s.r0 * kpad);
             match_tile!((s.mr, s.width / 4), dot_tile, (at, kpad, kpad / 16, s),
                 (1, 1), (1, 2), (1, 3), (1, 4), (2, 1), (2, 2), (2, 3), (2, 4),
                 (3, 1), (3, 2), (3, 3), (3, 4), (4, 1), (4, 2), (4, 3), (4, 4));

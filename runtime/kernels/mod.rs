@@ -5,6 +5,7 @@
 //! - `detect`: feature detection, kernel selection (`ZIPVOX_KERNEL`), [`kernel_summary`].
 //! - `qgemm`: u8 × i8 → f32 matrix multiply with fused dequantization and bias.
 //! - `quantize`: dynamic f32 → u8 quantization (onnxruntime's `DynamicQuantizeLinear`).
+//! - `threads`: the intra-op thread pool (`--threads`), shared with tract.
 //! - `x86_64` (AVX2, AVX-512 VNNI) and `aarch64` (NEON, NEON dotprod): the SIMD variants.
 
 pub mod activation;
@@ -12,6 +13,7 @@ pub mod detect;
 pub mod depthwise;
 pub mod qgemm;
 pub mod quantize;
+pub mod threads;
 
 #[cfg(target_arch = "aarch64")]
 mod aarch64;

@@ -373,39 +373,53 @@ pub(crate) fn for_each_step(
     scale: f32,
     bias: Option<&[f32]>,
     out: &mut [f32],
-    mut f: impl FnMut(&Step),
+    f: impl Fn(&Step) + Sync,
 ) {
     let (n, kpad, l) = (w.n, w.kpad, w.layout);
     debug_assert!(l.kgroup != 0 && out.len() == m * n);
-    let out_ptr = out.as_mut_ptr();
-    let mut j0 = 0;
-    while j0 < n {
-        let width = l.nr.min(w.npad - j0);
-        for (r0, mr) in row_tiles(m, mr_max) {
-            // SAFETY (pointer offsets): r0 < m, j0 < n, col_sums has npad ≥ j0 + width entries,
-            // the panel is inside data.
-            let step = unsafe {
-                Step {
-                    r0,
-                    mr,
-                    width,
-                    panel: w.data.as_ptr().add(j0 * kpad),
-                    epi: Epilogue {
-                        out: out_ptr.add(r0 * n + j0),
-                        ldo: n,
-                        valid: width.min(n - j0),
-                        col_sums: w.col_sums.as_ptr().add(j0),
-                        corr,
-                        scale,
-                        bias: bias.map_or(core::ptr::null(), |b| b.as_ptr().add(j0)),
-                    },
-                }
-            };
-            f(&step);
+    let out_ptr = SyncPtr(out.as_mut_ptr());
+    // Every panel is `nr` wide but the last.
+    let panels = w.npad.div_ceil(l.nr);
+    let run = |p0: usize, p1: usize| {
+        let out_ptr = &out_ptr;
+        for p in p0..p1 {
+            let j0 = p * l.nr;
+            let width = l.nr.min(w.npad - j0);
+            for (r0, mr) in row_tiles(m, mr_max) {
+                // SAFETY (pointer offsets): r0 < m, j0 < n, col_sums has npad ≥ j0 + width
+                // entries, the panel is inside data.
+                let step = unsafe {
+                    Step {
+                        r0,
+                        mr,
+                        width,
+                        panel: w.data.as_ptr().add(j0 * kpad),
+                        epi: Epilogue {
+                            out: out_ptr.0.add(r0 * n + j0),
+                            ldo: n,
+                            valid: width.min(n - j0),
+                            col_sums: w.col_sums.as_ptr().add(j0),
+                            corr,
+                            scale,
+                            bias: bias.map_or(core::ptr::null(), |b| b.as_ptr().add(j0)),
+                        },
+                    }
+                };
+                f(&step);
+            }
         }
-        j0 += width;
-    }
+    };
+    // With `--threads`, whole panels go to the workers: each reads only its share of the
+    // weights (splitting rows instead would stream every weight once per worker), and every
+    // output value is computed exactly as on one thread.
+    super::threads::split_range(panels, m * w.k * n, run);
 }
+
+/// A raw output pointer shared by the workers of [`for_each_step`], which write disjoint
+/// column panels of it.
+struct SyncPtr(*mut f32);
+// SAFETY: only used for writes to disjoint panels while the `&mut` it came from is held.
+unsafe impl Sync for SyncPtr {}
 
 #[cfg(test)]
 mod tests {

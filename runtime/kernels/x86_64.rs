@@ -141,20 +141,20 @@ unsafe fn vnni_driver(a: &[u8], m: usize, zp: u8, w: &PackedI8Weights, scale: f3
     // The raw u8 rows are read 4 bytes at a time: pad k to a multiple of 4 in a copy if needed
     // (the padding multiplies zero weights, its value does not matter).
     let padded;
-    let (ap, lda) = if k == kpad {
-        (a.as_ptr(), k)
+    let (asl, lda): (&[u8], usize) = if k == kpad {
+        (a, k)
     } else {
         let mut p = vec![0u8; m * kpad];
         for r in 0..m {
             p[r * kpad..r * kpad + k].copy_from_slice(&a[r * k..(r + 1) * k]);
         }
         padded = p;
-        (padded.as_ptr(), kpad)
+        (&padded, kpad)
     };
     for_each_step(m, w, VNNI_MR, -(zp as i32), scale, bias, out, |s| {
         // SAFETY: the step's rows and k block are inside the activations (see for_each_step).
         unsafe {
-            let at = ap.add(s.r0 * lda);
+            let at = asl.as_ptr().add(s.r0 * lda);
             match_tile!((s.mr, s.width / 16), vnni_tile, (at, lda, kpad / 4, s),
                 (1, 1), (1, 2), (1, 3), (1, 4), (2, 1), (2, 2), (2, 3), (2, 4),
                 (3, 1), (3, 2), (3, 3), (3, 4), (4, 1), (4, 2), (4, 3), (4, 4),

@@ -24,6 +24,8 @@ pub struct ModelSection {
     pub dir: Option<PathBuf>,
     /// `int8` (default) or `fp32` encoder/joiner.
     pub precision: String,
+    /// Cores the encoder may use (1 = one core per stream; see `kernels::threads`).
+    pub threads: usize,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -82,7 +84,7 @@ pub struct SerialSection {
 
 impl Default for ModelSection {
     fn default() -> Self {
-        ModelSection { dir: None, precision: "int8".into() }
+        ModelSection { dir: None, precision: "int8".into(), threads: 1 }
     }
 }
 
@@ -150,6 +152,9 @@ impl ListenConfig {
         }
         if !["int8", "fp32"].contains(&self.model.precision.as_str()) {
             bail!("[model] precision must be int8 or fp32, not '{}'", self.model.precision);
+        }
+        if !(1..=crate::kernels::threads::MAX_THREADS).contains(&self.model.threads) {
+            bail!("[model] threads must be between 1 and {}, not {}", crate::kernels::threads::MAX_THREADS, self.model.threads);
         }
         crate::search::DecodingMethod::from_name(&self.recognizer.decoding, self.recognizer.beam)
             .map_err(|e| anyhow::anyhow!("[recognizer] decoding: {e}"))?;

@@ -112,6 +112,7 @@ pub fn run(config: ListenConfig) -> Result<i32> {
 
     // 1. The model: any problem here exits (status 2) before READY.
     let model_dir = config.model.dir.clone().expect("validated");
+    crate::kernels::threads::set_threads(config.model.threads)?;
     let model = Arc::new(Transducer::load(&ModelConfig {
         dir: model_dir.clone(),
         precision: config.model.precision.parse().unwrap_or_default(),
