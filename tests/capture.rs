@@ -513,6 +513,21 @@ impl Drop for Pulse {
 }
 
 /// First index where `needle` occurs bit-exactly in `hay`.
+/// The capture thread opened the device again and at least 0.5 s of audio followed.
+fn assert_reopened_and_flowing(handle: &CaptureHandle, stats: &ServiceStats) {
+    let s = handle.wait_until(Duration::from_secs(30), |s| s.opens >= 2 && s.open);
+    assert!(s.opens >= 2 && s.open, "not reopened: {s:?}");
+    let before = stats.samples_captured.load(Relaxed);
+    let t = Instant::now();
+    while stats.samples_captured.load(Relaxed) < before + 8_000 {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "no audio after the reopen"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 fn find_exact(hay: &[f32], needle: &[f32]) -> Option<usize> {
     if needle.is_empty() || hay.len() < needle.len() {
         return None;
@@ -668,17 +683,7 @@ fn pulse_server_vanishing_and_returning_is_survived() {
 
     // It comes back: the thread reopens it and audio flows again.
     pulse.restart();
-    let s = handle.wait_until(Duration::from_secs(30), |s| s.opens >= 2 && s.open);
-    assert!(s.opens >= 2 && s.open, "not reopened: {s:?}");
-    let before = stats.samples_captured.load(Relaxed);
-    let t = Instant::now();
-    while stats.samples_captured.load(Relaxed) < before + 8_000 {
-        assert!(
-            t.elapsed() < Duration::from_secs(10),
-            "no audio after the reopen"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    assert_reopened_and_flowing(&handle, &stats);
     eprintln!(
         "survived: {:?}, device_reopens {}",
         handle.status(),
@@ -724,17 +729,7 @@ fn frozen_pulse_server_is_detected_as_a_stall() {
         "{s:?}"
     );
 
-    let s = handle.wait_until(Duration::from_secs(30), |s| s.opens >= 2 && s.open);
-    assert!(s.opens >= 2 && s.open, "not reopened: {s:?}");
-    let before = stats.samples_captured.load(Relaxed);
-    let t = Instant::now();
-    while stats.samples_captured.load(Relaxed) < before + 8_000 {
-        assert!(
-            t.elapsed() < Duration::from_secs(10),
-            "no audio after the reopen"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    assert_reopened_and_flowing(&handle, &stats);
     stop.store(true, Relaxed);
     assert!(handle.join_timeout(Duration::from_secs(5)));
 }

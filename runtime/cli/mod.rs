@@ -83,6 +83,28 @@ impl ModelArgs {
     }
 }
 
+/// Where `transcribe` and `spot` read audio from: WAV files, or raw PCM on stdin for `-`.
+#[derive(Debug, Clone, Args)]
+pub struct InputArgs {
+    /// Sample rate of raw 16-bit little-endian PCM read from stdin (`-`).
+    #[arg(long, default_value_t = 16000)]
+    pub rate: u32,
+    /// Channels of raw PCM read from stdin (`-`).
+    #[arg(long, default_value_t = 1)]
+    pub channels: u16,
+}
+
+impl InputArgs {
+    /// Reads one input: `-` is raw 16-bit little-endian PCM from stdin, anything else a WAV file.
+    pub fn read(&self, path: &std::path::Path) -> anyhow::Result<crate::audio::Audio> {
+        if path.as_os_str() == "-" {
+            crate::audio::read_raw_s16le(std::io::stdin().lock(), self.rate, self.channels, "stdin")
+        } else {
+            crate::audio::read_wav(path)
+        }
+    }
+}
+
 /// How to search: shared by the subcommands that transcribe.
 #[derive(Debug, Clone, Args)]
 pub struct DecodingArgs {

@@ -4,8 +4,7 @@
 //! Output: one line per detection, `FILE<TAB>START<TAB>END<TAB>KEYWORD` (seconds), or with
 //! `--json` one object per detection: `{"file","keyword","start","end"}`.
 
-use super::{one_line, ModelArgs};
-use crate::audio;
+use super::{one_line, InputArgs, ModelArgs};
 use crate::search::keyword::load_keywords;
 use crate::search::{KeywordConfig, KeywordSpotter};
 use anyhow::Result;
@@ -38,12 +37,8 @@ pub struct SpotArgs {
     /// Blank frames that must follow a keyword before it counts.
     #[arg(long, default_value_t = 1)]
     pub num_trailing_blanks: usize,
-    /// Sample rate of raw 16-bit little-endian PCM read from stdin (`-`).
-    #[arg(long, default_value_t = 16000)]
-    pub rate: u32,
-    /// Channels of raw PCM read from stdin (`-`).
-    #[arg(long, default_value_t = 1)]
-    pub channels: u16,
+    #[command(flatten)]
+    pub input: InputArgs,
     /// WAV files to search; `-` reads raw S16_LE PCM from stdin.
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
@@ -84,12 +79,7 @@ pub fn run(args: &SpotArgs) -> Result<i32> {
     let mut status = 0;
     for path in &args.files {
         let name = path.display().to_string();
-        let audio = if name == "-" {
-            audio::read_raw_s16le(std::io::stdin().lock(), args.rate, args.channels, "stdin")
-        } else {
-            audio::read_wav(path)
-        };
-        let audio = match audio {
+        let audio = match args.input.read(path) {
             Ok(a) => a,
             Err(e) => {
                 eprintln!("zipvox: error: {}", one_line(&e));

@@ -1,6 +1,6 @@
 //! `zipvox transcribe`: files in, transcripts out.
 
-use super::{one_line, DecodingArgs, ModelArgs};
+use super::{one_line, DecodingArgs, InputArgs, ModelArgs};
 use crate::audio;
 use crate::recognizer::transcribe_samples_with;
 use anyhow::Result;
@@ -20,12 +20,8 @@ pub struct TranscribeArgs {
     /// Print one JSON object per file: file, text, tokens, timestamps, duration_s, rtf.
     #[arg(long)]
     pub json: bool,
-    /// Sample rate of raw 16-bit little-endian PCM read from stdin (`-`).
-    #[arg(long, default_value_t = 16000)]
-    pub rate: u32,
-    /// Channels of raw PCM read from stdin (`-`).
-    #[arg(long, default_value_t = 1)]
-    pub channels: u16,
+    #[command(flatten)]
+    pub input: InputArgs,
     /// WAV files to transcribe; `-` reads raw S16_LE PCM from stdin.
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
@@ -55,12 +51,7 @@ pub fn run(args: &TranscribeArgs) -> Result<i32> {
     let mut status = 0;
     for path in &args.files {
         let name = path.display().to_string();
-        let audio = if name == "-" {
-            audio::read_raw_s16le(std::io::stdin().lock(), args.rate, args.channels, "stdin")
-        } else {
-            audio::read_wav(path)
-        };
-        let audio = match audio {
+        let audio = match args.input.read(path) {
             Ok(a) => a,
             Err(e) => {
                 eprintln!("zipvox: error: {}", one_line(&e));

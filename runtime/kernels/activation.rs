@@ -11,10 +11,10 @@ const LN2_HI: f32 = 0.693_359_4;
 const LN2_LO: f32 = -2.121_944_4e-4;
 const LOG2E: f32 = std::f32::consts::LOG2_E;
 
-/// `exp(x)` for `x <= 0` (what softplus needs), ~1 ulp.
+/// Cephes `expf` without the final scaling: `(e^r, n)` with `x = n·ln2 + r`, r in
+/// [-ln2/2, ln2/2], `n` as the raw low bits of the rounding trick (callers clamp `x` first).
 #[inline(always)]
-fn exp_nonpositive(x: f32) -> f32 {
-    let x = x.max(-87.0);
+fn exp_parts(x: f32) -> (f32, u32) {
     // Round x·log2(e) to the nearest integer with the 1.5·2^23 trick: the integer lands in the
     // low mantissa bits, readable without a float→int conversion (which would not vectorize).
     const MAGIC: f32 = 12_582_912.0;
@@ -29,7 +29,13 @@ fn exp_nonpositive(x: f32) -> f32 {
     p = p * r + 4.166_579_6e-2;
     p = p * r + 1.666_666_5e-1;
     p = p * r + 5.000_000_1e-1;
-    let e = p * r * r + r + 1.0;
+    (p * r * r + r + 1.0, n_int)
+}
+
+/// `exp(x)` for `x <= 0` (what softplus needs), ~1 ulp.
+#[inline(always)]
+fn exp_nonpositive(x: f32) -> f32 {
+    let (e, n_int) = exp_parts(x.max(-87.0));
     // 2^n by building the exponent bits (n in [-126, 0]).
     e * f32::from_bits(n_int.wrapping_add(127) << 23)
 }
@@ -60,19 +66,7 @@ fn log_1_to_2(z: f32) -> f32 {
 /// `exp(x)` over the whole range (+inf above ~88.7), ~1 ulp.
 #[inline(always)]
 fn exp_any(x: f32) -> f32 {
-    let x = x.clamp(-87.0, 89.0);
-    const MAGIC: f32 = 12_582_912.0;
-    let t = x * LOG2E + MAGIC;
-    let n = t - MAGIC;
-    let n_int = t.to_bits().wrapping_sub(MAGIC.to_bits());
-    let r = x - n * LN2_HI - n * LN2_LO;
-    let mut p = 1.987_569_1e-4f32;
-    p = p * r + 1.398_199_9e-3;
-    p = p * r + 8.333_452e-3;
-    p = p * r + 4.166_579_6e-2;
-    p = p * r + 1.666_666_5e-1;
-    p = p * r + 5.000_000_1e-1;
-    let e = p * r * r + r + 1.0;
+    let (e, n_int) = exp_parts(x.clamp(-87.0, 89.0));
     // n ≤ 128: 2^128 has the exponent bits of +inf, which is the right answer there.
     let scale = f32::from_bits(n_int.wrapping_add(127).min(255) << 23);
     if n_int as i32 >= 128 { f32::INFINITY } else { e * scale }

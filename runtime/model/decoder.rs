@@ -4,11 +4,11 @@
 //! stream starts from `[-1, …, -1, 0]`, as sherpa-onnx does.
 
 use super::meta::DecoderMeta;
-use super::onnx::{OnnxFile, Plan};
+use super::onnx::{BatchPlans, OnnxFile, Plan};
 use anyhow::{bail, Context, Result};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use tract_onnx::prelude::*;
 
 pub struct DecoderModel {
@@ -16,8 +16,8 @@ pub struct DecoderModel {
     plan: Plan,
     pub out_dim: usize,
     path: PathBuf,
-    /// Plans for batches of more than one context (beam search), built on first use.
-    batch_plans: Mutex<HashMap<usize, Plan>>,
+    /// Plans for batches of more than one context (beam search).
+    batch_plans: BatchPlans,
 }
 
 impl DecoderModel {
@@ -34,25 +34,21 @@ impl DecoderModel {
             Some([1, d]) => *d,
             other => bail!("{}: decoder_out should be [1, dim], found {:?}", path.display(), other),
         };
-        Ok(DecoderModel { meta, plan, out_dim, path: path.to_path_buf(), batch_plans: Mutex::new(HashMap::new()) })
+        Ok(DecoderModel { meta, plan, out_dim, path: path.to_path_buf(), batch_plans: BatchPlans::default() })
     }
 
-    /// The plan for a batch of `n` contexts (the graph's batch axis is dynamic; tract plans
-    /// take concrete shapes, so each batch size gets its own plan, built once and shared).
+    /// The plan for a batch of `n` contexts.
     pub fn plan_for_batch(&self, n: usize) -> Result<Plan> {
         if n == 1 {
             return Ok(self.plan.clone());
         }
-        let mut plans = self.batch_plans.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(p) = plans.get(&n) {
-            return Ok(p.clone());
-        }
-        let file = OnnxFile::read(&self.path)?;
-        let (plan, _) = file
-            .plan(&[(i64::datum_type(), vec![n, self.meta.context_size])])
-            .with_context(|| format!("{}: decoder plan for batch {n}", self.path.display()))?;
-        plans.insert(n, plan.clone());
-        Ok(plan)
+        self.batch_plans.get_or_build(n, |n| {
+            let file = OnnxFile::read(&self.path)?;
+            let (plan, _) = file
+                .plan(&[(i64::datum_type(), vec![n, self.meta.context_size])])
+                .with_context(|| format!("{}: decoder plan for batch {n}", self.path.display()))?;
+            Ok(plan)
+        })
     }
 }
 

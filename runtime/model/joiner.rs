@@ -1,11 +1,11 @@
 //! The joiner: one encoder frame + the decoder output → logits over the vocabulary.
 
-use super::onnx::{OnnxFile, Plan};
+use super::onnx::{BatchPlans, OnnxFile, Plan};
 use super::LoadOptions;
 use anyhow::{bail, Context, Result};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use tract_onnx::prelude::*;
 
 pub struct JoinerModel {
@@ -15,7 +15,7 @@ pub struct JoinerModel {
     path: PathBuf,
     options: LoadOptions,
     /// Plans for batches of more than one row (beam search), built on first use.
-    batch_plans: Mutex<HashMap<usize, Plan>>,
+    batch_plans: BatchPlans,
 }
 
 impl JoinerModel {
@@ -49,7 +49,7 @@ impl JoinerModel {
             vocab_size,
             path: path.to_path_buf(),
             options: *options,
-            batch_plans: Mutex::new(HashMap::new()),
+            batch_plans: BatchPlans::default(),
         })
     }
 
@@ -61,20 +61,17 @@ impl JoinerModel {
         if n == 1 {
             return Ok(self.plan.clone());
         }
-        let mut plans = self.batch_plans.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(p) = plans.get(&n) {
-            return Ok(p.clone());
-        }
-        let mut file = OnnxFile::read(&self.path)?;
-        if self.options.fuse {
-            file.fuse_int8_matmuls();
-        }
-        let shape = vec![n, self.dim];
-        let (plan, _) = file
-            .plan(&[(f32::datum_type(), shape.clone()), (f32::datum_type(), shape)])
-            .with_context(|| format!("{}: joiner plan for batch {n}", self.path.display()))?;
-        plans.insert(n, plan.clone());
-        Ok(plan)
+        self.batch_plans.get_or_build(n, |n| {
+            let mut file = OnnxFile::read(&self.path)?;
+            if self.options.fuse {
+                file.fuse_int8_matmuls();
+            }
+            let shape = vec![n, self.dim];
+            let (plan, _) = file
+                .plan(&[(f32::datum_type(), shape.clone()), (f32::datum_type(), shape)])
+                .with_context(|| format!("{}: joiner plan for batch {n}", self.path.display()))?;
+            Ok(plan)
+        })
     }
 }
 

@@ -14,6 +14,25 @@ use tract_onnx::prelude::*;
 /// A tract plan ready to run.
 pub type Plan = Arc<TypedSimplePlan>;
 
+/// Plans of one graph for batch sizes above 1 (beam search: the decoder's and joiner's batch
+/// axis is dynamic, tract plans take concrete shapes), each built once on first request and
+/// shared by every runner of the model.
+#[derive(Default)]
+pub struct BatchPlans(std::sync::Mutex<std::collections::HashMap<usize, Plan>>);
+
+impl BatchPlans {
+    /// The plan for batch `n`, from `build(n)` the first time.
+    pub fn get_or_build(&self, n: usize, build: impl FnOnce(usize) -> anyhow::Result<Plan>) -> anyhow::Result<Plan> {
+        let mut plans = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(p) = plans.get(&n) {
+            return Ok(p.clone());
+        }
+        let plan = build(n)?;
+        plans.insert(n, plan.clone());
+        Ok(plan)
+    }
+}
+
 /// One ONNX file, parsed into protobuf, with its metadata.
 pub struct OnnxFile {
     pub path: PathBuf,
