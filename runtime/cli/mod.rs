@@ -103,6 +103,26 @@ impl InputArgs {
             crate::audio::read_wav(path)
         }
     }
+
+    /// Runs `f(name, audio)` for each input in order. An input that cannot be read is reported
+    /// on stderr (one line) and skipped, and the status becomes 2; errors from `f` stop the run.
+    pub fn for_each(
+        &self,
+        files: &[PathBuf],
+        mut f: impl FnMut(&str, crate::audio::Audio) -> anyhow::Result<()>,
+    ) -> anyhow::Result<i32> {
+        let mut status = 0;
+        for path in files {
+            match self.read(path) {
+                Ok(audio) => f(&path.display().to_string(), audio)?,
+                Err(e) => {
+                    eprintln!("zipvox: error: {}", one_line(&e));
+                    status = 2;
+                }
+            }
+        }
+        Ok(status)
+    }
 }
 
 /// How to search: shared by the subcommands that transcribe.

@@ -4,7 +4,7 @@
 //! Output: one line per detection, `FILE<TAB>START<TAB>END<TAB>KEYWORD` (seconds), or with
 //! `--json` one object per detection: `{"file","keyword","start","end"}`.
 
-use super::{one_line, InputArgs, ModelArgs};
+use super::{InputArgs, ModelArgs};
 use crate::search::keyword::load_keywords;
 use crate::search::{KeywordConfig, KeywordSpotter};
 use anyhow::Result;
@@ -76,29 +76,19 @@ pub fn run(args: &SpotArgs) -> Result<i32> {
     let keywords = Arc::new(load_keywords(&args.keywords, &model, &config)?);
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
-    let mut status = 0;
-    for path in &args.files {
-        let name = path.display().to_string();
-        let audio = match args.input.read(path) {
-            Ok(a) => a,
-            Err(e) => {
-                eprintln!("zipvox: error: {}", one_line(&e));
-                status = 2;
-                continue;
-            }
-        };
+    args.input.for_each(&args.files, |name, audio| {
         let mut spotter = KeywordSpotter::new(model.clone(), keywords.clone(), &config)?;
         let mut found = spotter.accept_waveform(&audio.samples)?;
         found.extend(spotter.input_finished()?);
         for d in &found {
             if args.json {
-                let line = JsonLine { file: &name, keyword: &d.keyword, start: round2(d.start), end: round2(d.end) };
+                let line = JsonLine { file: name, keyword: &d.keyword, start: round2(d.start), end: round2(d.end) };
                 writeln!(out, "{}", serde_json::to_string(&line)?)?;
             } else {
                 writeln!(out, "{name}\t{:.2}\t{:.2}\t{}", d.start, d.end, d.keyword)?;
             }
         }
         out.flush()?;
-    }
-    Ok(status)
+        Ok(())
+    })
 }

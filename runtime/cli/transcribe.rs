@@ -1,6 +1,6 @@
 //! `zipvox transcribe`: files in, transcripts out.
 
-use super::{one_line, DecodingArgs, InputArgs, ModelArgs};
+use super::{DecodingArgs, InputArgs, ModelArgs};
 use crate::audio;
 use crate::recognizer::transcribe_samples_with;
 use anyhow::Result;
@@ -48,24 +48,14 @@ pub fn run(args: &TranscribeArgs) -> Result<i32> {
     let decoding = args.decoding.config(&model)?;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
-    let mut status = 0;
-    for path in &args.files {
-        let name = path.display().to_string();
-        let audio = match args.input.read(path) {
-            Ok(a) => a,
-            Err(e) => {
-                eprintln!("zipvox: error: {}", one_line(&e));
-                status = 2;
-                continue;
-            }
-        };
+    args.input.for_each(&args.files, |name, audio| {
         let t0 = Instant::now();
         let transcript = transcribe_samples_with(&model, &audio.samples, 0, &decoding)?;
         let elapsed = t0.elapsed().as_secs_f64();
         let duration = audio.samples.len() as f64 / audio::MODEL_SAMPLE_RATE as f64;
         if args.json {
             let line = JsonLine {
-                file: &name,
+                file: name,
                 text: &transcript.text,
                 tokens: &transcript.tokens,
                 timestamps: transcript.timestamps.iter().map(|&t| round(t as f64, 3)).collect(),
@@ -79,6 +69,6 @@ pub fn run(args: &TranscribeArgs) -> Result<i32> {
             writeln!(out, "{name}\t{}", transcript.text)?;
         }
         out.flush()?;
-    }
-    Ok(status)
+        Ok(())
+    })
 }
