@@ -60,18 +60,32 @@ fn zipformer_v1_fp32_matches_onnxruntime_over_10_chunks() {
     }
 }
 
+/// True where onnxruntime runs the kernels the fixtures were made with (x86-64, AVX-512).
+fn same_kernels_as_fixtures() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("fma");
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
 /// Dynamic activation quantization rounds every activation tensor to 256 levels (scale =
 /// range/255), so a float difference of one ulp before a quantizer can move a value by a whole
-/// step, and later layers carry that on. How far this goes depends on the model: onnxruntime
-/// compared with *itself* (ORT_DISABLE_ALL vs ORT_ENABLE_ALL graph optimizations, same file,
-/// same inputs) differs by up to 2.7% of max |output| on the 3.3M model from chunk 1 on, and
-/// far less on the larger random-weight model. The tolerances sit just above that spread; a
-/// layout, state-feedback or rounding-mode bug gives errors of the order of the output itself.
+/// step, and later layers carry that on: onnxruntime compared with *itself* (ORT_DISABLE_ALL vs
+/// ORT_ENABLE_ALL, same file, same inputs) differs by up to 2.7% of max |output| on the 3.3M
+/// model from chunk 1 on. zipvox computes every float op that feeds a quantizer in
+/// onnxruntime's order (see `model::rewrite::ort_order`, `kernels::conv2d`), for the kernels
+/// onnxruntime picks on x86-64 with AVX-512 (where the fixtures were made): there the output
+/// must be bit-identical, chunk after chunk. Elsewhere onnxruntime itself sums differently
+/// (other MLAS kernels), and the tolerance is the self-spread above.
 fn int8_case(encoder: &str, fixture: &str, relative_tolerance: f32) {
     let diffs = compare(encoder, fixture);
     println!("{encoder}: (max abs diff, max |ref|) per chunk: {diffs:?}");
     assert_eq!(diffs.len(), 10);
+    let exact = same_kernels_as_fixtures();
     for (c, (d, scale)) in diffs.iter().enumerate() {
+        if exact {
+            assert_eq!(*d, 0.0, "{encoder} chunk {c}: not bit-identical to onnxruntime (max abs diff {d})");
+        }
         assert!(*d <= relative_tolerance * scale, "{encoder} chunk {c}: max abs diff {d} vs max |ref| {scale}");
     }
 }
@@ -92,6 +106,35 @@ fn zipformer2_3m_int8_matches_onnxruntime_over_10_chunks() {
         "zipformer2-en-gigaspeech-3.3m.int8.encout",
         0.05,
     );
+}
+
+/// The fp32 decoder (which sherpa-onnx pairs with the int8 encoder and joiner) against
+/// onnxruntime on 40 contexts (`scripts/ort_decoder_reference.py`): its output feeds the
+/// joiner's int8 quantizer, so it too must be bit-identical where the kernels are the same.
+#[test]
+fn decoder_matches_onnxruntime() {
+    let b = std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/decoder/zipformer2-en-gigaspeech-3.3m.decout")).unwrap();
+    assert_eq!(&b[..4], b"DEC1");
+    let u = |i: usize| u32::from_le_bytes(b[4 + 4 * i..8 + 4 * i].try_into().unwrap()) as usize;
+    let (n, c, dim) = (u(0), u(1), u(2));
+    let ctx: Vec<i64> = b[16..16 + 8 * n * c].chunks_exact(8).map(|x| i64::from_le_bytes(x.try_into().unwrap())).collect();
+    let want: Vec<f32> = b[16 + 8 * n * c..].chunks_exact(4).map(|x| f32::from_le_bytes(x.try_into().unwrap())).collect();
+    let path = model_dir("zipformer2-en-gigaspeech-3.3m").join("decoder-epoch-12-avg-2-chunk-16-left-64.onnx");
+    let model = Arc::new(zipvox::model::decoder::DecoderModel::load(&path).unwrap());
+    let mut runner = zipvox::model::decoder::DecoderRunner::new(model).unwrap();
+    let mut out = Vec::new();
+    let mut worst = 0.0f32;
+    for (i, context) in ctx.chunks_exact(c).enumerate() {
+        runner.run(context, &mut out).unwrap();
+        for (a, w) in out.iter().zip(&want[i * dim..(i + 1) * dim]) {
+            worst = worst.max((a - w).abs());
+        }
+    }
+    println!("decoder: max abs diff {worst} over {n} contexts");
+    if same_kernels_as_fixtures() {
+        assert_eq!(worst, 0.0, "decoder not bit-identical to onnxruntime");
+    }
+    assert!(worst < 1e-5, "decoder max abs diff {worst}");
 }
 
 #[test]

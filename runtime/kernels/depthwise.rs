@@ -1,9 +1,12 @@
 //! Depthwise convolution (one filter per channel, stride 1, dilation 1, zero padding) over 1-D
 //! and 2-D signals, as Zipformer's convolution modules and ConvNeXt use it.
 //!
-//! The inner loops run along contiguous output positions with one tap weight at a time, which
-//! the compiler vectorizes; the padded input row is materialized once per channel so the loops
-//! carry no bounds logic.
+//! The inner loops run along contiguous output positions, which the compiler vectorizes; the
+//! padded input row is materialized once per channel so the loops carry no bounds logic.
+//!
+//! Summation order is onnxruntime's (see `sum_taps_like_mlas`): each output is a sum of up to
+//! 49 products, and the next layer quantizes it dynamically, where a one-ulp difference can flip
+//! an int8 rounding; matching the peer's order keeps the streams bit-identical to it.
 
 /// Geometry of a depthwise convolution over `[channels, h, w]` (1-D: `h = 1`, kernel height 1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -15,6 +18,26 @@ pub struct DepthwiseGeometry {
     pub k_w: usize,
     /// Zero padding (top, bottom, left, right).
     pub pad: [usize; 4],
+    /// Summation order (onnxruntime's for this convolution, see [`SumOrder`]).
+    pub order: SumOrder,
+}
+
+/// How onnxruntime sums a depthwise convolution on x86-64, which zipvox mirrors bit for bit
+/// (the next layer quantizes the result dynamically, where one ulp can flip an int8 rounding).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SumOrder {
+    /// im2col, then MLAS's one-row SGEMM kernel (1-D convolutions): see `sum_taps_like_mlas`.
+    MlasGemv,
+    /// MLAS's NCHWc depthwise kernel (2-D, channels a multiple of its block): one chain of
+    /// fused multiply-adds over the taps in row-major order, from zero; the bias added last.
+    FmaChain,
+}
+
+impl SumOrder {
+    /// The order onnxruntime (all graph optimizations, as sherpa-onnx runs it) uses.
+    pub fn for_onnxruntime(spatial_rank: usize, channels: usize) -> SumOrder {
+        if spatial_rank == 2 && channels.is_multiple_of(16) { SumOrder::FmaChain } else { SumOrder::MlasGemv }
+    }
 }
 
 impl DepthwiseGeometry {
@@ -103,19 +126,18 @@ fn depthwise_conv_body(
     out: &mut [f32],
     scratch: &mut Vec<f32>,
 ) {
-    // 2-D kernels over short rows vectorize badly along a row (19 outputs wide in Zipformer's
-    // ConvNeXt); computed over whole padded rows instead, the inner loop runs over all output
-    // rows at once (a few % of wasted columns, no transposes).
-    if g.k_h > 1 {
-        wide_rows_2d(g, input, weights, bias, out, scratch)
-    } else {
-        rows_1d(g, input, weights, bias, out, scratch)
+    match g.order {
+        SumOrder::FmaChain => wide_rows_2d(g, input, weights, bias, out, scratch),
+        SumOrder::MlasGemv => rows_1d(g, input, weights, bias, out, scratch),
     }
 }
 
-/// 2-D: per channel, the padded input is one flat buffer of width `pw`; each tap adds
-/// `w · padded[i·pw + j + p]` to `acc[p]` for every flat output position `p < oh·pw`, and the
-/// `ow` valid columns of each row are copied out at the end.
+/// 2-D in `SumOrder::FmaChain`: per channel, the padded input is one flat buffer of width `pw`;
+/// each tap adds `w · padded[i·pw + j + p]` (fused) to `acc[p]` for every flat output position
+/// `p < oh·pw`, and the `ow` valid columns of each row are copied out at the end. (2-D kernels
+/// over short rows vectorize badly along a row, 19 outputs wide in Zipformer's ConvNeXt; over
+/// whole padded rows the inner loop runs over all output rows at once, a few % of wasted
+/// columns and no transposes.)
 #[inline(always)]
 fn wide_rows_2d(
     g: &DepthwiseGeometry,
@@ -142,15 +164,20 @@ fn wide_rows_2d(
             let row = (y + g.pad[0]) * pw + g.pad[2];
             padded[row..row + g.in_w].copy_from_slice(&src[y * g.in_w..(y + 1) * g.in_w]);
         }
-        acc.fill(bias.map_or(0.0, |b| b[c]));
+        acc.fill(0.0);
         let w = &weights[c * khw..(c + 1) * khw];
         for i in 0..g.k_h {
             for j in 0..g.k_w {
                 let wv = w[i * g.k_w + j];
                 let base = i * pw + j;
                 for (av, &pv) in acc.iter_mut().zip(&padded[base..base + n_acc]) {
-                    *av += wv * pv;
+                    *av = wv.mul_add(pv, *av);
                 }
+            }
+        }
+        if let Some(b) = bias {
+            for av in acc.iter_mut() {
+                *av += b[c];
             }
         }
         let o = &mut out[c * oh * ow..(c + 1) * oh * ow];
@@ -160,7 +187,7 @@ fn wide_rows_2d(
     }
 }
 
-/// Along rows (1-D, or few channels): one tap weight at a time over contiguous outputs.
+/// `SumOrder::MlasGemv`, 1-D or 2-D: each output row summed over contiguous positions.
 #[inline(always)]
 fn rows_1d(
     g: &DepthwiseGeometry,
@@ -177,6 +204,8 @@ fn rows_1d(
     assert_eq!(out.len(), g.channels * oh * ow);
     scratch.clear();
     scratch.resize(ph * pw, 0.0);
+    // Tap offsets in the padded channel, row-major (im2col's order).
+    let offsets: Vec<usize> = (0..g.k_h).flat_map(|i| (0..g.k_w).map(move |j| i * pw + j)).collect();
     for c in 0..g.channels {
         // Padded copy of the channel (borders stay zero).
         let src = &input[c * g.in_h * g.in_w..(c + 1) * g.in_h * g.in_w];
@@ -186,18 +215,59 @@ fn rows_1d(
         }
         let w = &weights[c * g.k_h * g.k_w..(c + 1) * g.k_h * g.k_w];
         let o = &mut out[c * oh * ow..(c + 1) * oh * ow];
-        o.fill(bias.map_or(0.0, |b| b[c]));
         for y in 0..oh {
-            let orow = &mut o[y * ow..(y + 1) * ow];
-            for i in 0..g.k_h {
-                let irow = &scratch[(y + i) * pw..(y + i) * pw + pw];
-                for j in 0..g.k_w {
-                    let wv = w[i * g.k_w + j];
-                    for (ov, &iv) in orow.iter_mut().zip(&irow[j..j + ow]) {
-                        *ov += wv * iv;
-                    }
+            sum_taps_like_mlas(&mut o[y * ow..(y + 1) * ow], &scratch[y * pw..], w, &offsets, bias.map(|b| b[c]));
+        }
+    }
+}
+
+/// `out[p] = Σ_t w_t · src[off_t + p] (+ bias)` in the order onnxruntime computes a depthwise
+/// convolution on x86-64: im2col, then MLAS's one-row SGEMM kernel (`MlasSgemmKernelM1Avx`),
+/// which walks the taps in groups of four (then two, then one), sums each group left to right
+/// with separate multiplies and adds, adds the group to the running output, and leaves the bias
+/// to a final add (`MlasActivation`). Verified bit for bit against onnxruntime's `Conv` output.
+#[inline(always)]
+fn sum_taps_like_mlas(out: &mut [f32], src: &[f32], weights: &[f32], offsets: &[usize], bias: Option<f32>) {
+    let n = out.len();
+    let col = |t: usize| &src[offsets[t]..offsets[t] + n];
+    let taps = weights.len();
+    let mut t = 0;
+    while t < taps {
+        let take = if taps - t >= 4 { 4 } else if taps - t >= 2 { 2 } else { 1 };
+        let first = t == 0;
+        match take {
+            4 => {
+                let (w0, w1, w2, w3) = (weights[t], weights[t + 1], weights[t + 2], weights[t + 3]);
+                let (x0, x1, x2, x3) = (col(t), col(t + 1), col(t + 2), col(t + 3));
+                for p in 0..n {
+                    let s = w0 * x0[p] + w1 * x1[p] + w2 * x2[p] + w3 * x3[p];
+                    out[p] = if first { s } else { s + out[p] };
                 }
             }
+            2 => {
+                let (w0, w1) = (weights[t], weights[t + 1]);
+                let (x0, x1) = (col(t), col(t + 1));
+                for p in 0..n {
+                    let s = w0 * x0[p] + w1 * x1[p];
+                    out[p] = if first { s } else { s + out[p] };
+                }
+            }
+            _ => {
+                let (w0, x0) = (weights[t], col(t));
+                for p in 0..n {
+                    let s = w0 * x0[p];
+                    out[p] = if first { s } else { s + out[p] };
+                }
+            }
+        }
+        t += take;
+    }
+    if taps == 0 {
+        out.fill(0.0);
+    }
+    if let Some(b) = bias {
+        for v in out.iter_mut() {
+            *v += b;
         }
     }
 }
@@ -244,28 +314,74 @@ mod tests {
             .collect()
     }
 
+    /// The documented orders, written out one output at a time.
+    fn in_order(g: &DepthwiseGeometry, x: &[f32], w: &[f32], b: &[f32]) -> Vec<f32> {
+        let (oh, ow) = (g.out_h(), g.out_w());
+        let mut out = vec![0.0f32; g.channels * oh * ow];
+        for c in 0..g.channels {
+            for y in 0..oh {
+                for xo in 0..ow {
+                    let at = |i: usize, j: usize| -> f32 {
+                        let (iy, ix) = (y + i, xo + j);
+                        if iy < g.pad[0] || ix < g.pad[2] || iy - g.pad[0] >= g.in_h || ix - g.pad[2] >= g.in_w {
+                            0.0
+                        } else {
+                            x[(c * g.in_h + iy - g.pad[0]) * g.in_w + ix - g.pad[2]]
+                        }
+                    };
+                    let taps: Vec<(f32, f32)> = (0..g.k_h)
+                        .flat_map(|i| (0..g.k_w).map(move |j| (i, j)))
+                        .map(|(i, j)| (w[(c * g.k_h + i) * g.k_w + j], at(i, j)))
+                        .collect();
+                    let sum = match g.order {
+                        SumOrder::FmaChain => taps.iter().fold(0.0f32, |acc, (wv, xv)| wv.mul_add(*xv, acc)),
+                        SumOrder::MlasGemv => {
+                            let mut acc: Option<f32> = None;
+                            let mut rest = &taps[..];
+                            while !rest.is_empty() {
+                                let n = if rest.len() >= 4 { 4 } else if rest.len() >= 2 { 2 } else { 1 };
+                                let group = rest[..n].iter().map(|(wv, xv)| wv * xv).reduce(|a, p| a + p).unwrap();
+                                acc = Some(acc.map_or(group, |a| group + a));
+                                rest = &rest[n..];
+                            }
+                            acc.unwrap_or(0.0)
+                        }
+                    };
+                    out[(c * oh + y) * ow + xo] = sum + b[c];
+                }
+            }
+        }
+        out
+    }
+
     #[test]
     fn matches_reference_on_zipformer_shapes() {
-        for g in [
+        for (g, order) in [
             // chunkwise conv: 31 taps, 15 both sides
-            DepthwiseGeometry { channels: 5, in_h: 1, in_w: 16, k_h: 1, k_w: 31, pad: [0, 0, 15, 15] },
+            DepthwiseGeometry { channels: 5, in_h: 1, in_w: 16, k_h: 1, k_w: 31, pad: [0, 0, 15, 15], order: SumOrder::MlasGemv },
             // causal conv over cache + chunk, no padding
-            DepthwiseGeometry { channels: 3, in_h: 1, in_w: 31, k_h: 1, k_w: 16, pad: [0, 0, 0, 0] },
+            DepthwiseGeometry { channels: 3, in_h: 1, in_w: 31, k_h: 1, k_w: 16, pad: [0, 0, 0, 0], order: SumOrder::MlasGemv },
             // ConvNeXt 7x7, padded on one side of each axis
-            DepthwiseGeometry { channels: 4, in_h: 22, in_w: 19, k_h: 7, k_w: 7, pad: [0, 0, 3, 3] },
-            DepthwiseGeometry { channels: 2, in_h: 5, in_w: 3, k_h: 3, k_w: 3, pad: [1, 2, 2, 1] },
-        ] {
+            DepthwiseGeometry { channels: 4, in_h: 22, in_w: 19, k_h: 7, k_w: 7, pad: [0, 0, 3, 3], order: SumOrder::MlasGemv },
+            DepthwiseGeometry { channels: 2, in_h: 5, in_w: 3, k_h: 3, k_w: 3, pad: [1, 2, 2, 1], order: SumOrder::MlasGemv },
+        ]
+        .into_iter()
+        .flat_map(|g| [SumOrder::MlasGemv, SumOrder::FmaChain].map(|order| (DepthwiseGeometry { order, ..g }, order)))
+        {
+            assert_eq!(g.order, order);
             let x = lcg(g.channels * g.in_h * g.in_w, 1);
             let w = lcg(g.channels * g.k_h * g.k_w, 2);
             let b = lcg(g.channels, 3);
-            let want = depthwise_conv_reference(&g, &x, &w, Some(&b));
-            let mut got = vec![0.0; want.len()];
+            let close = depthwise_conv_reference(&g, &x, &w, Some(&b));
+            let exact = in_order(&g, &x, &w, &b);
+            let mut got = vec![0.0; close.len()];
             depthwise_conv(&g, &x, &w, Some(&b), &mut got, &mut Vec::new());
-            let mut scalar = vec![0.0; want.len()];
+            let mut scalar = vec![0.0; close.len()];
             depthwise_conv_scalar(&g, &x, &w, Some(&b), &mut scalar, &mut Vec::new());
-            for ((a, s), b) in got.iter().zip(&scalar).zip(&want) {
-                assert!((a - b).abs() < 1e-5, "{g:?}: dispatched {a} vs {b}");
-                assert!((s - b).abs() < 1e-5, "{g:?}: scalar {s} vs {b}");
+            for i in 0..close.len() {
+                assert_eq!(got[i].to_bits(), exact[i].to_bits(), "{g:?} at {i}: dispatched {} vs in order {}", got[i], exact[i]);
+                assert_eq!(scalar[i].to_bits(), exact[i].to_bits(), "{g:?} at {i}: scalar {} vs in order {}", scalar[i], exact[i]);
+                assert!((got[i] - close[i]).abs() < 1e-5, "{g:?}: dispatched {} vs {}", got[i], close[i]);
             }
         }
     }

@@ -10,8 +10,13 @@
 
 pub mod activation;
 pub mod detect;
+pub mod conv2d;
 pub mod depthwise;
+pub mod gemm;
+pub mod matmul;
 pub mod qgemm;
+pub mod reduce;
+pub mod softmax;
 pub mod quantize;
 pub mod threads;
 

@@ -22,7 +22,8 @@ pub struct DecoderModel {
 
 impl DecoderModel {
     pub fn load(path: &Path) -> Result<Self> {
-        let file = OnnxFile::read(path)?;
+        let mut file = OnnxFile::read(path)?;
+        super::rewrite::ort_order::use_onnxruntime_order(&mut file.proto);
         let meta = DecoderMeta::parse(&file.metadata, path)?;
         let declared = file.declared_inputs()?;
         if declared.len() != 1 || declared[0].dims.len() != 2 {
@@ -43,7 +44,8 @@ impl DecoderModel {
             return Ok(self.plan.clone());
         }
         self.batch_plans.get_or_build(n, |n| {
-            let file = OnnxFile::read(&self.path)?;
+            let mut file = OnnxFile::read(&self.path)?;
+            super::rewrite::ort_order::use_onnxruntime_order(&mut file.proto);
             let (plan, _) = file
                 .plan(&[(i64::datum_type(), vec![n, self.meta.context_size])])
                 .with_context(|| format!("{}: decoder plan for batch {n}", self.path.display()))?;

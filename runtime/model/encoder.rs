@@ -7,6 +7,8 @@
 use super::meta::{EncoderMeta, ExpectedState};
 use super::onnx::{OnnxFile, Plan};
 use super::rewrite::swoosh::fuse_swoosh;
+use super::rewrite::conv2d::fuse_conv2d;
+use super::rewrite::ort_order::use_onnxruntime_order;
 use super::rewrite::depthwise_conv::fuse_depthwise_convs;
 use super::rewrite::downsample_padding::repair_downsample_padding;
 use super::LoadOptions;
@@ -59,17 +61,19 @@ impl EncoderModel {
                 repaired.join(", ")
             );
         }
-        let (fused, swooshes, convs) = if options.fuse {
+        let (fused, swooshes, convs, dense_convs, reductions) = if options.fuse {
             (
                 file.fuse_int8_matmuls(),
                 fuse_swoosh(&mut file.proto),
                 fuse_depthwise_convs(&mut file.proto),
+                fuse_conv2d(&mut file.proto),
+                use_onnxruntime_order(&mut file.proto),
             )
         } else {
-            (0, 0, 0)
+            (0, 0, 0, 0, 0)
         };
         log::debug!(
-            "{}: fused {fused} int8 matmul chains, {swooshes} swoosh activations, {convs} depthwise convs",
+            "{}: fused {fused} int8 matmul chains, {swooshes} swoosh activations, {convs} depthwise and {dense_convs} dense convs; {reductions} more nodes in onnxruntime's order",
             path.display()
         );
         let declared = file.declared_inputs()?;

@@ -23,6 +23,7 @@ impl JoinerModel {
         let mut file = OnnxFile::read(path)?;
         if options.fuse {
             file.fuse_int8_matmuls();
+            super::rewrite::ort_order::use_onnxruntime_order(&mut file.proto);
         }
         let declared = file.declared_inputs()?;
         if declared.len() != 2 || declared.iter().any(|d| d.dims.len() != 2) {
@@ -65,6 +66,7 @@ impl JoinerModel {
             let mut file = OnnxFile::read(&self.path)?;
             if self.options.fuse {
                 file.fuse_int8_matmuls();
+            super::rewrite::ort_order::use_onnxruntime_order(&mut file.proto);
             }
             let shape = vec![n, self.dim];
             let (plan, _) = file

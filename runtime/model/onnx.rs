@@ -1,7 +1,12 @@
 //! Reading one ONNX part and turning it into a tract plan with concrete (batch 1) shapes.
 
 use super::meta::Metadata;
-use super::ops::{depthwise_conv::DepthwiseConvExpansion, quant_matmul::QuantMatMulExpansion, range::OnnxRange, swoosh::SwooshExpansion};
+use super::ops::elementwise::UnaryExpansion;
+use super::ops::matmul::ActivationMatMulExpansion;
+use super::ops::dense::{ConstGemmExpansion, GroupedConv1dExpansion};
+use super::ops::reductions::{ReduceMeanExpansion, ReduceSumExpansion, SoftmaxExpansion};
+use crate::kernels::activation::UnaryFn;
+use super::ops::{conv2d::Conv2dExpansion, depthwise_conv::DepthwiseConvExpansion, quant_matmul::QuantMatMulExpansion, range::OnnxRange, swoosh::SwooshExpansion};
 use super::rewrite;
 use crate::kernels::activation::SoftplusForm;
 use tract_onnx::tract_hir::internal::expand;
@@ -174,6 +179,42 @@ pub fn onnx_framework() -> tract_onnx::Onnx {
         let pads: Vec<usize> = node.get_attr_opt_vec::<isize>("pads")?.unwrap_or_default().iter().map(|&p| p.max(0) as usize).collect();
         Ok((expand(DepthwiseConvExpansion { pads }), vec![]))
     });
+    onnx.op_register.insert(rewrite::conv2d::FUSED_OP, |_, node| {
+        let v = |name: &str, n: usize, default: usize| -> TractResult<Vec<usize>> {
+            let v: Vec<usize> = node.get_attr_opt_vec::<isize>(name)?.map_or(vec![default; n], |v| v.iter().map(|&p| p.max(0) as usize).collect());
+            if v.len() != n {
+                bail!("{name}: expected {n} values");
+            }
+            Ok(v)
+        };
+        let (p, s) = (v("pads", 4, 0)?, v("strides", 2, 1)?);
+        Ok((expand(Conv2dExpansion { pads: [p[0], p[1], p[2], p[3]], strides: [s[0], s[1]] }), vec![]))
+    });
+    onnx.op_register.insert(rewrite::ort_order::SOFTMAX_OP, |_, node| {
+        let axis: isize = node.get_attr_opt("axis")?.unwrap_or(-1);
+        Ok((expand(SoftmaxExpansion { axis }), vec![]))
+    });
+    onnx.op_register.insert(rewrite::ort_order::REDUCE_MEAN_OP, |_, node| {
+        let axes: Vec<i64> = node.get_attr_vec("axes")?;
+        let keep_dims = node.get_attr_opt("keepdims")?.unwrap_or(1i64) == 1;
+        Ok((expand(ReduceMeanExpansion { axes, keep_dims }), vec![]))
+    });
+    onnx.op_register.insert(rewrite::ort_order::REDUCE_SUM_OP, |_, node| {
+        let axes: Vec<i64> = node.get_attr_vec("axes")?;
+        let keep_dims = node.get_attr_opt("keepdims")?.unwrap_or(1i64) == 1;
+        Ok((expand(ReduceSumExpansion { axes, keep_dims }), vec![]))
+    });
+    onnx.op_register.insert(rewrite::ort_order::MATMUL_OP, |_, _| Ok((expand(ActivationMatMulExpansion::default()), vec![])));
+    onnx.op_register.insert(rewrite::ort_order::GEMM_OP, |_, node| {
+        let trans_b = node.get_attr_opt::<i64>("transB")?.unwrap_or(0) == 1;
+        Ok((expand(ConstGemmExpansion { trans_b }), vec![]))
+    });
+    onnx.op_register.insert(rewrite::ort_order::GROUPED_CONV_OP, |_, node| {
+        let groups = node.get_attr::<i64>("group")? as usize;
+        Ok((expand(GroupedConv1dExpansion { groups }), vec![]))
+    });
+    onnx.op_register.insert(rewrite::ort_order::TANH_OP, |_, _| Ok((expand(UnaryExpansion(UnaryFn::Tanh)), vec![])));
+    onnx.op_register.insert(rewrite::ort_order::SIGMOID_OP, |_, _| Ok((expand(UnaryExpansion(UnaryFn::Sigmoid)), vec![])));
     onnx.op_register.insert(rewrite::swoosh::FUSED_OP, |_, node| {
         let offset: f32 = node.get_attr("offset")?;
         let slope: f32 = node.get_attr("slope")?;

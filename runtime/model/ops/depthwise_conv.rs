@@ -3,7 +3,7 @@
 //! on Zipformer's shapes (a 7×7 ConvNeXt conv over 128 channels, and 31-tap convs over chunks of
 //! 8–16 frames).
 
-use crate::kernels::depthwise::{depthwise_conv, DepthwiseGeometry};
+use crate::kernels::depthwise::{depthwise_conv, DepthwiseGeometry, SumOrder};
 use std::cell::RefCell;
 use std::sync::Arc;
 use tract_onnx::prelude::*;
@@ -39,7 +39,15 @@ thread_local! {
 impl DepthwiseConv {
     fn geometry(&self, spatial: &[usize]) -> DepthwiseGeometry {
         let (in_h, in_w) = if self.rank == 1 { (1, spatial[0]) } else { (spatial[0], spatial[1]) };
-        DepthwiseGeometry { channels: self.channels, in_h, in_w, k_h: self.kernel[0], k_w: self.kernel[1], pad: self.pad }
+        DepthwiseGeometry {
+            channels: self.channels,
+            in_h,
+            in_w,
+            k_h: self.kernel[0],
+            k_w: self.kernel[1],
+            pad: self.pad,
+            order: SumOrder::for_onnxruntime(self.rank, self.channels),
+        }
     }
 
     fn out_spatial(&self, spatial: &[TDim]) -> TVec<TDim> {

@@ -2,7 +2,12 @@
 //! tract-onnx's op registry (`onnx::onnx_framework`) under the ONNX node type it handles or the
 //! node type a load-time rewrite (`rewrite`) emits.
 
+pub mod conv2d;
+pub mod dense;
 pub mod depthwise_conv;
+pub mod elementwise;
+pub mod matmul;
 pub mod quant_matmul;
 pub mod range;
+pub mod reductions;
 pub mod swoosh;

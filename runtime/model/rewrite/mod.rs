@@ -1,9 +1,11 @@
 //! Load-time rewrites of the ONNX protobuf, before tract parses it: repairs of known export
 //! defects and the fusions that hand subgraphs to zipvox's own ops (`super::ops`).
 
+pub mod conv2d;
 pub mod depthwise_conv;
 pub mod downsample_padding;
 pub mod int8_matmul;
+pub mod ort_order;
 pub mod swoosh;
 
 use std::collections::HashMap;
