@@ -302,16 +302,7 @@ pub fn conv2d_reference(g: &Conv2dGeometry, input: &[f32], w: &[f32], bias: Opti
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn lcg(n: usize, seed: u32) -> Vec<f32> {
-        let mut s = seed;
-        (0..n)
-            .map(|_| {
-                s = s.wrapping_mul(1664525).wrapping_add(1013904223);
-                (s >> 8) as f32 / 16777216.0 - 0.5
-            })
-            .collect()
-    }
+    use crate::kernels::test_data::lcg;
 
     /// The order of the module docs, written out one output at a time.
     fn mlas_order(g: &Conv2dGeometry, input: &[f32], w: &[f32], bias: Option<&[f32]>, block: usize) -> Vec<f32> {

@@ -303,16 +303,7 @@ pub fn depthwise_conv_reference(g: &DepthwiseGeometry, input: &[f32], weights: &
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn lcg(n: usize, seed: u32) -> Vec<f32> {
-        let mut s = seed;
-        (0..n)
-            .map(|_| {
-                s = s.wrapping_mul(1664525).wrapping_add(1013904223);
-                (s >> 8) as f32 / 16777216.0 - 0.5
-            })
-            .collect()
-    }
+    use crate::kernels::test_data::lcg;
 
     /// The documented orders, written out one output at a time.
     fn in_order(g: &DepthwiseGeometry, x: &[f32], w: &[f32], b: &[f32]) -> Vec<f32> {

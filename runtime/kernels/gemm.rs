@@ -177,13 +177,20 @@ mod tests {
                 assert!((out[i * n + j] as f64 - exact).abs() < 1e-4);
             }
         }
-        // Bias first: a huge bias absorbs the first block's small sum, then the second block's.
-        let (k, n) = (300, 1);
-        let x = vec![1.0f32; k];
-        let w = vec![1.0f32; k];
+        // The order: start from the bias, add each 256-long block's own sum. With a bias of
+        // 2^24 (f32 spacing 2 above it) a lone +1 rounds away:
+        let b = [16_777_216.0f32];
+        let ones = vec![1.0f32; 259];
         let mut out = vec![0.0; 1];
-        gemm(&x, &pack_k_by_n(&w, true, k, n), Some(&[1e9]), 1, k, n, &mut out);
-        assert_eq!(out[0], ((256.0f32 + 1e9) + 44.0));
+        // 259 ones: bias + 256 (exact), + 3 → 16777476; one chain from the bias would stay at 2^24.
+        gemm(&ones, &ones, Some(&b), 1, 259, 1, &mut out);
+        assert_eq!(out[0], 16_777_476.0);
+        // 1, 255 zeros, 1: bias + 1 → 2^24, + 1 → 2^24; summing first, bias last, gives 2^24 + 2.
+        let mut x = vec![0.0f32; 257];
+        x[0] = 1.0;
+        x[256] = 1.0;
+        gemm(&x, &vec![1.0f32; 257], Some(&b), 1, 257, 1, &mut out);
+        assert_eq!(out[0], 16_777_216.0);
     }
 
     #[test]

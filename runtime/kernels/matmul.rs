@@ -65,7 +65,8 @@ fn matmul_body(a: &[f32], b: &[f32], c: &mut [f32], m: usize, k: usize, n: usize
     assert_eq!(b.len(), k * n);
     assert_eq!(c.len(), m * n);
     let stride_k = mlas_stride_k(k, n);
-    let mut part = vec![0.0f32; n];
+    // Scratch for the sums of the second and later K blocks (none when K fits one block).
+    let mut part = if k > stride_k { vec![0.0f32; n] } else { Vec::new() };
     for i in 0..m {
         let row = &mut c[i * n..(i + 1) * n];
         if k == 0 {
@@ -92,16 +93,7 @@ fn matmul_body(a: &[f32], b: &[f32], c: &mut [f32], m: usize, k: usize, n: usize
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn lcg(n: usize, seed: u32) -> Vec<f32> {
-        let mut s = seed;
-        (0..n)
-            .map(|_| {
-                s = s.wrapping_mul(1664525).wrapping_add(1013904223);
-                (s >> 8) as f32 / 16777216.0 - 0.5
-            })
-            .collect()
-    }
+    use crate::kernels::test_data::lcg;
 
     #[test]
     fn strides_follow_mlas() {

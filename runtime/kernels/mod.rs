@@ -20,6 +20,20 @@ pub mod softmax;
 pub mod quantize;
 pub mod threads;
 
+#[cfg(test)]
+pub(crate) mod test_data {
+    /// Deterministic values in [-0.5, 0.5) for kernel tests.
+    pub fn lcg(n: usize, seed: u32) -> Vec<f32> {
+        let mut s = seed;
+        (0..n)
+            .map(|_| {
+                s = s.wrapping_mul(1664525).wrapping_add(1013904223);
+                (s >> 8) as f32 / 16777216.0 - 0.5
+            })
+            .collect()
+    }
+}
+
 #[cfg(target_arch = "aarch64")]
 mod aarch64;
 #[cfg(target_arch = "x86_64")]

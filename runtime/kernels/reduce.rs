@@ -41,17 +41,6 @@ pub fn sum_like_eigen(v: &[f32], misalign: usize) -> f32 {
     res
 }
 
-/// Mean over the last axis of `rows × row_len` into `out` (one value per row): the sum in
-/// Eigen's order, divided by `row_len`. Rows are taken to start where onnxruntime's would: the
-/// tensor 16-byte aligned, row `r` at `r · row_len` floats.
-pub fn mean_rows(data: &[f32], row_len: usize, out: &mut [f32]) {
-    assert_eq!(data.len(), row_len * out.len());
-    for (r, o) in out.iter_mut().enumerate() {
-        let row = &data[r * row_len..(r + 1) * row_len];
-        *o = sum_like_eigen(row, (r * row_len) % 4) / row_len as f32;
-    }
-}
-
 /// Sum over the middle axis of `outer × r × inner` into `outer × inner`, as onnxruntime's
 /// `ReduceSum` does once size-1 axes are dropped: over the last axis (`inner == 1`), Eigen's
 /// `sum()` per row; over the first (`outer == 1`), rows added one after the other; otherwise

@@ -4,7 +4,7 @@ use super::meta::Metadata;
 use super::ops::elementwise::UnaryExpansion;
 use super::ops::matmul::ActivationMatMulExpansion;
 use super::ops::dense::{ConstGemmExpansion, GroupedConv1dExpansion};
-use super::ops::reductions::{ReduceMeanExpansion, ReduceSumExpansion, SoftmaxExpansion};
+use super::ops::reductions::{ReduceExpansion, SoftmaxExpansion};
 use crate::kernels::activation::UnaryFn;
 use super::ops::{conv2d::Conv2dExpansion, depthwise_conv::DepthwiseConvExpansion, quant_matmul::QuantMatMulExpansion, range::OnnxRange, swoosh::SwooshExpansion};
 use super::rewrite;
@@ -197,12 +197,12 @@ pub fn onnx_framework() -> tract_onnx::Onnx {
     onnx.op_register.insert(rewrite::ort_order::REDUCE_MEAN_OP, |_, node| {
         let axes: Vec<i64> = node.get_attr_vec("axes")?;
         let keep_dims = node.get_attr_opt("keepdims")?.unwrap_or(1i64) == 1;
-        Ok((expand(ReduceMeanExpansion { axes, keep_dims }), vec![]))
+        Ok((expand(ReduceExpansion::new(axes, keep_dims, true)), vec![]))
     });
     onnx.op_register.insert(rewrite::ort_order::REDUCE_SUM_OP, |_, node| {
         let axes: Vec<i64> = node.get_attr_vec("axes")?;
         let keep_dims = node.get_attr_opt("keepdims")?.unwrap_or(1i64) == 1;
-        Ok((expand(ReduceSumExpansion { axes, keep_dims }), vec![]))
+        Ok((expand(ReduceExpansion::new(axes, keep_dims, false)), vec![]))
     });
     onnx.op_register.insert(rewrite::ort_order::MATMUL_OP, |_, _| Ok((expand(ActivationMatMulExpansion::default()), vec![])));
     onnx.op_register.insert(rewrite::ort_order::GEMM_OP, |_, node| {

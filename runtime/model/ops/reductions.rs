@@ -1,13 +1,12 @@
-//! `Softmax` and `ReduceMean` over the last axis in onnxruntime's summation order
-//! (`kernels::softmax`, `kernels::reduce`): attention weights and BiasNorm scales feed dynamic
-//! quantizers, where one ulp can flip an int8 rounding. Any other axis falls back to tract's
-//! own lowering (same results up to rounding).
+//! `Softmax` over the last axis, `ReduceSum` over one axis and `ReduceMean` over the last axis,
+//! in onnxruntime's summation order (`kernels::softmax`, `kernels::reduce`): attention weights,
+//! downsampling sums and BiasNorm scales feed dynamic quantizers, where one ulp can flip an int8
+//! rounding. Anything else falls back to tract's own lowering (same results up to rounding).
 
-use crate::kernels::reduce::{mean_rows, sum_axis};
+use crate::kernels::reduce::sum_axis;
 use crate::kernels::softmax::softmax_rows;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
-use tract_onnx::tract_hir::infer::rules::expr::IntoExp;
 use tract_onnx::tract_hir::internal::{Expansion, InferenceResult, Solver, TensorProxy};
 use tract_onnx::tract_hir::ops::nn::{Reduce, Reducer, Softmax};
 
@@ -55,49 +54,6 @@ impl TypedOp for LastAxisSoftmax {
     as_op!();
 }
 
-/// Mean over the last axis of an f32 tensor, the axis kept (size 1).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct LastAxisMean;
-
-impl Op for LastAxisMean {
-    fn name(&self) -> StaticName {
-        "ZipvoxMean".into()
-    }
-    op_as_typed_op!();
-}
-
-impl EvalOp for LastAxisMean {
-    op_out_of_plan!();
-
-    fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
-        let x = &inputs[0];
-        let mut shape: TVec<usize> = x.shape().into();
-        let row = shape.last().copied().unwrap_or(1);
-        if let Some(last) = shape.last_mut() {
-            *last = 1;
-        }
-        let mut out = Tensor::zero::<f32>(&shape)?;
-        {
-            let xs = x.try_as_plain_ram()?.as_slice::<f32>()?;
-            let mut view = out.try_as_plain_ram_mut()?;
-            mean_rows(xs, row, view.as_slice_mut::<f32>()?);
-        }
-        Ok(tvec!(out.into_tvalue()))
-    }
-}
-
-impl TypedOp for LastAxisMean {
-    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
-        let mut shape = inputs[0].shape.to_tvec();
-        if let Some(last) = shape.last_mut() {
-            *last = 1.into();
-        }
-        Ok(tvec!(f32::fact(shape)))
-    }
-
-    as_op!();
-}
-
 /// Inference-level form of `ZipvoxSoftmax` nodes (renamed ONNX `Softmax`, opset >= 13).
 #[derive(Debug, Clone, Hash, PartialEq, Eq)]
 pub struct SoftmaxExpansion {
@@ -130,66 +86,17 @@ impl Expansion for SoftmaxExpansion {
     }
 }
 
-/// Inference-level form of `ZipvoxReduceMean` nodes (renamed ONNX `ReduceMean` with an `axes`
-/// attribute, opset < 18).
-#[derive(Debug, Clone, Hash, PartialEq, Eq)]
-pub struct ReduceMeanExpansion {
-    pub axes: Vec<i64>,
-    pub keep_dims: bool,
-}
-
-impl ReduceMeanExpansion {
-    fn tract(&self) -> Reduce {
-        Reduce::new(Some(self.axes.clone()), self.keep_dims, Reducer::Mean)
-    }
-}
-
-impl Expansion for ReduceMeanExpansion {
-    fn name(&self) -> StaticName {
-        "ZipvoxReduceMean".into()
-    }
-
-    fn rules<'r, 'p: 'r, 's: 'r>(
-        &'s self,
-        s: &mut Solver<'r>,
-        inputs: &'p [TensorProxy],
-        outputs: &'p [TensorProxy],
-    ) -> InferenceResult {
-        s.equals(&inputs[0].datum_type, &outputs[0].datum_type)?;
-        if self.keep_dims {
-            s.equals(&inputs[0].rank, &outputs[0].rank)?;
-        } else {
-            s.equals(inputs[0].rank.bex() - self.axes.len() as i64, &outputs[0].rank)?;
-        }
-        let this = self.clone();
-        s.given(&inputs[0].shape, move |s, shape| s.equals(&outputs[0].shape, this.tract().output_shape(&shape)))
-    }
-
-    fn wire(&self, prefix: &str, model: &mut TypedModel, inputs: &[OutletId]) -> TractResult<TVec<OutletId>> {
-        let fact = model.outlet_fact(inputs[0])?.clone();
-        let rank = fact.rank() as i64;
-        let last = matches!(self.axes.as_slice(), [a] if *a == -1 || *a == rank - 1);
-        if !last || fact.datum_type != f32::datum_type() || rank == 0 {
-            return self.tract().wire(prefix, model, inputs);
-        }
-        let mean = model.wire_node(prefix, LastAxisMean, inputs)?;
-        if self.keep_dims {
-            Ok(mean)
-        } else {
-            model.wire_node(format!("{prefix}.squeeze"), AxisOp::Rm(rank as usize - 1), &mean)
-        }
-    }
-}
-
-/// Sum over one axis of an f32 tensor, the axis kept (size 1).
+/// Sum (or mean: the sum divided by the axis length, as onnxruntime's `ReduceMean` does) over
+/// one axis of an f32 tensor, the axis kept (size 1).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct AxisSum {
+pub struct AxisReduce {
     pub axis: usize,
+    pub mean: bool,
 }
 
-impl Op for AxisSum {
+impl Op for AxisReduce {
     fn name(&self) -> StaticName {
-        "ZipvoxSum".into()
+        if self.mean { "ZipvoxMean" } else { "ZipvoxSum" }.into()
     }
     fn info(&self) -> TractResult<Vec<String>> {
         Ok(vec![format!("axis {}", self.axis)])
@@ -197,13 +104,13 @@ impl Op for AxisSum {
     op_as_typed_op!();
 }
 
-impl EvalOp for AxisSum {
+impl EvalOp for AxisReduce {
     op_out_of_plan!();
 
     fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
         let x = &inputs[0];
         let shape = x.shape();
-        // onnxruntime drops size-1 axes before choosing its reduction kernel.
+        let len = shape[self.axis];
         let outer: usize = shape[..self.axis].iter().product();
         let inner: usize = shape[self.axis + 1..].iter().product();
         let mut out_shape: TVec<usize> = shape.into();
@@ -212,13 +119,17 @@ impl EvalOp for AxisSum {
         {
             let xs = x.try_as_plain_ram()?.as_slice::<f32>()?;
             let mut view = out.try_as_plain_ram_mut()?;
-            sum_axis(xs, outer, shape[self.axis], inner, view.as_slice_mut::<f32>()?);
+            let os = view.as_slice_mut::<f32>()?;
+            sum_axis(xs, outer, len, inner, os);
+            if self.mean {
+                os.iter_mut().for_each(|v| *v /= len as f32);
+            }
         }
         Ok(tvec!(out.into_tvalue()))
     }
 }
 
-impl TypedOp for AxisSum {
+impl TypedOp for AxisReduce {
     fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
         let mut shape = inputs[0].shape.to_tvec();
         shape[self.axis] = 1.into();
@@ -228,23 +139,23 @@ impl TypedOp for AxisSum {
     as_op!();
 }
 
-/// Inference-level form of `ZipvoxReduceSum` nodes (ONNX `ReduceSum` whose constant axes the
-/// rewrite moved into an attribute).
+/// Inference-level form of `ZipvoxReduceSum` / `ZipvoxReduceMean` nodes (ONNX `ReduceSum` whose
+/// constant axes the rewrite moved into an attribute; `ReduceMean` with an `axes` attribute,
+/// opset < 18). Shape rules are tract's `Reduce`'s; anything but one axis of a fixed-shape f32
+/// tensor (for the mean: the last axis, the only one whose order is checked against
+/// onnxruntime) is wired as tract's `Reduce`.
 #[derive(Debug, Clone, Hash, PartialEq, Eq)]
-pub struct ReduceSumExpansion {
-    pub axes: Vec<i64>,
-    pub keep_dims: bool,
-}
+pub struct ReduceExpansion(pub Reduce);
 
-impl ReduceSumExpansion {
-    fn tract(&self) -> Reduce {
-        Reduce::new(Some(self.axes.clone()), self.keep_dims, Reducer::Sum)
+impl ReduceExpansion {
+    pub fn new(axes: Vec<i64>, keep_dims: bool, mean: bool) -> Self {
+        ReduceExpansion(Reduce::new(Some(axes), keep_dims, if mean { Reducer::Mean } else { Reducer::Sum }))
     }
 }
 
-impl Expansion for ReduceSumExpansion {
+impl Expansion for ReduceExpansion {
     fn name(&self) -> StaticName {
-        "ZipvoxReduceSum".into()
+        format!("Zipvox{}", self.0.name()).into()
     }
 
     fn rules<'r, 'p: 'r, 's: 'r>(
@@ -253,31 +164,28 @@ impl Expansion for ReduceSumExpansion {
         inputs: &'p [TensorProxy],
         outputs: &'p [TensorProxy],
     ) -> InferenceResult {
-        s.equals(&inputs[0].datum_type, &outputs[0].datum_type)?;
-        if self.keep_dims {
-            s.equals(&inputs[0].rank, &outputs[0].rank)?;
-        } else {
-            s.equals(inputs[0].rank.bex() - self.axes.len() as i64, &outputs[0].rank)?;
-        }
-        let this = self.clone();
-        s.given(&inputs[0].shape, move |s, shape| s.equals(&outputs[0].shape, this.tract().output_shape(&shape)))
+        self.0.rules(s, inputs, outputs)
     }
 
     fn wire(&self, prefix: &str, model: &mut TypedModel, inputs: &[OutletId]) -> TractResult<TVec<OutletId>> {
         let fact = model.outlet_fact(inputs[0])?.clone();
         let rank = fact.rank() as i64;
-        let axis = match self.axes.as_slice() {
-            [a] if (-rank..rank).contains(a) => a.rem_euclid(rank.max(1)) as usize,
-            _ => return self.tract().wire(prefix, model, inputs),
+        let mean = self.0.reducer == Reducer::Mean;
+        let axis = match self.0.axes.as_deref() {
+            Some([a]) if (-rank..rank).contains(a) => a.rem_euclid(rank) as usize,
+            _ => return self.0.wire(prefix, model, inputs),
         };
-        if fact.datum_type != f32::datum_type() || fact.shape.as_concrete().is_none() {
-            return self.tract().wire(prefix, model, inputs);
+        let ours = fact.datum_type == f32::datum_type()
+            && fact.shape.as_concrete().is_some()
+            && (!mean || axis as i64 == rank - 1);
+        if !ours {
+            return self.0.wire(prefix, model, inputs);
         }
-        let sum = model.wire_node(prefix, AxisSum { axis }, inputs)?;
-        if self.keep_dims {
-            Ok(sum)
+        let reduced = model.wire_node(prefix, AxisReduce { axis, mean }, inputs)?;
+        if self.0.keep_dims {
+            Ok(reduced)
         } else {
-            model.wire_node(format!("{prefix}.squeeze"), AxisOp::Rm(axis), &sum)
+            model.wire_node(format!("{prefix}.squeeze"), AxisOp::Rm(axis), &reduced)
         }
     }
 }

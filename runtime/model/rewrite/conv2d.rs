@@ -1,18 +1,10 @@
 //! Hands dense 2-D `Conv` nodes (one group, constant f32 weights and bias, dilation 1,
 //! explicit padding) to `ZipvoxConv2d` (`ops::conv2d`), which sums in onnxruntime's order.
 
-use super::{apply, Rewrite};
-use tract_onnx::pb::{attribute_proto::AttributeType, AttributeProto, GraphProto, ModelProto, NodeProto, TensorProto};
+use super::{apply, attr, attr_ints as ints, ints_attr, Rewrite};
+use tract_onnx::pb::{GraphProto, ModelProto, NodeProto, TensorProto};
 
 pub const FUSED_OP: &str = "ZipvoxConv2d";
-
-fn ints(node: &NodeProto, name: &str) -> Option<Vec<i64>> {
-    node.attribute.iter().find(|a| a.name == name).map(|a| a.ints.clone())
-}
-
-fn ints_attr(name: &str, v: Vec<i64>) -> AttributeProto {
-    AttributeProto { name: name.into(), ints: v, r#type: AttributeType::Ints as i32, ..Default::default() }
-}
 
 pub fn fuse_conv2d(model: &mut ModelProto) -> usize {
     let Some(graph) = model.graph.as_mut() else { return 0 };
@@ -24,7 +16,7 @@ pub fn fuse_conv2d(model: &mut ModelProto) -> usize {
             continue;
         }
         let Some(w) = init(&n.input[1]) else { continue };
-        let group = n.attribute.iter().find(|a| a.name == "group").map_or(1, |a| a.i);
+        let group = attr(n, "group").map_or(1, |a| a.i);
         if w.dims.len() != 4 || group != 1 || w.data_type != 1 {
             continue;
         }
@@ -36,7 +28,7 @@ pub fn fuse_conv2d(model: &mut ModelProto) -> usize {
         if ints(n, "dilations").is_some_and(|d| d.iter().any(|&x| x != 1)) {
             continue;
         }
-        if n.attribute.iter().any(|a| a.name == "auto_pad" && !a.s.is_empty() && a.s != b"NOTSET") {
+        if attr(n, "auto_pad").is_some_and(|a| !a.s.is_empty() && a.s != b"NOTSET") {
             continue;
         }
         let pads = ints(n, "pads").unwrap_or_else(|| vec![0; 4]);

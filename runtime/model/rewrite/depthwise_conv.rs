@@ -2,18 +2,10 @@
 //! equal to the channel count, one input channel per group, constant weights (and bias),
 //! stride 1, dilation 1, explicit (or no) padding, 1-D or 2-D.
 
-use super::{apply, Rewrite};
+use super::{apply, attr_int as int, attr_ints as ints, Rewrite};
 use tract_onnx::pb::{GraphProto, ModelProto, NodeProto, TensorProto};
 
 pub const FUSED_OP: &str = "ZipvoxDepthwiseConv";
-
-fn ints(node: &NodeProto, name: &str) -> Option<Vec<i64>> {
-    node.attribute.iter().find(|a| a.name == name).map(|a| a.ints.clone())
-}
-
-fn int(node: &NodeProto, name: &str) -> Option<i64> {
-    node.attribute.iter().find(|a| a.name == name).map(|a| a.i)
-}
 
 pub fn fuse_depthwise_convs(model: &mut ModelProto) -> usize {
     let Some(graph) = model.graph.as_mut() else { return 0 };

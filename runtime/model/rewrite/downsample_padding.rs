@@ -8,7 +8,8 @@
 //! only when the Reshape right after proves it spurious (its leading dims multiply to `len`).
 
 use anyhow::Result;
-use tract_onnx::pb::{ModelProto, NodeProto};
+use super::attr_int;
+use tract_onnx::pb::ModelProto;
 
 /// Reads a small integer constant (an initializer or a `Constant` node output) as i64 values.
 fn int_constant(model: &ModelProto, name: &str) -> Option<Vec<i64>> {
@@ -27,17 +28,13 @@ fn int_constant(model: &ModelProto, name: &str) -> Option<Vec<i64>> {
     Some(v)
 }
 
-fn int_attr(node: &NodeProto, name: &str) -> Option<i64> {
-    node.attribute.iter().find(|a| a.name == name).map(|a| a.i)
-}
-
 /// Finds `Concat(x, Slice(x, [s..], axis 0))` nodes whose consumer `Reshape` wants exactly `s+1`
 /// rows, and removes the spurious second input. Returns the names of the repaired nodes.
 pub fn repair_downsample_padding(model: &mut ModelProto) -> Result<Vec<String>> {
     let Some(graph) = model.graph.as_ref() else { return Ok(vec![]) };
     let mut fixes: Vec<(usize, String)> = Vec::new();
     for (ix, concat) in graph.node.iter().enumerate() {
-        if concat.op_type != "Concat" || concat.input.len() != 2 || int_attr(concat, "axis") != Some(0) {
+        if concat.op_type != "Concat" || concat.input.len() != 2 || attr_int(concat, "axis") != Some(0) {
             continue;
         }
         let (x, tail) = (&concat.input[0], &concat.input[1]);

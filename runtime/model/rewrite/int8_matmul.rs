@@ -12,7 +12,7 @@
 //! Nodes left without consumers are dropped by tract's analysis.
 
 use std::collections::HashMap;
-use super::{apply, GraphIndex, Rewrite};
+use super::{apply, attr_int, GraphIndex, Rewrite};
 use crate::kernels::qgemm::PackedI8Weights;
 use crate::model::ops::quant_matmul::register_packed;
 use tract_onnx::pb::{attribute_proto::AttributeType, AttributeProto, GraphProto, ModelProto, NodeProto, TensorProto};
@@ -26,10 +26,6 @@ const ONNX_INT8: i32 = 3;
 fn is_all_zero(t: &TensorProto) -> bool {
     // Only scalars / tiny tensors are ever zero points.
     t.raw_data.iter().all(|&b| b == 0) && t.int32_data.iter().all(|&v| v == 0)
-}
-
-fn attr_i(node: &NodeProto, name: &str) -> Option<i64> {
-    node.attribute.iter().find(|a| a.name == name).map(|a| a.i)
 }
 
 /// The int8 values of an initializer (raw_data, or int32_data as some writers use).
@@ -74,7 +70,7 @@ pub fn fuse_dynamic_quant_matmuls(model: &mut ModelProto) -> (usize, Vec<u64>) {
         let n = w.dims[1];
         let Some(ci) = sole(&mm.output[0]) else { continue };
         let cast = &graph.node[ci];
-        if cast.op_type != "Cast" || attr_i(cast, "to") != Some(ONNX_FLOAT as i64) {
+        if cast.op_type != "Cast" || attr_int(cast, "to") != Some(ONNX_FLOAT as i64) {
             continue;
         }
         let Some(ui) = sole(&cast.output[0]) else { continue };

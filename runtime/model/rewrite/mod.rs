@@ -9,7 +9,7 @@ pub mod ort_order;
 pub mod swoosh;
 
 use std::collections::HashMap;
-use tract_onnx::pb::{GraphProto, NodeProto, TensorProto};
+use tract_onnx::pb::{AttributeProto, GraphProto, NodeProto, TensorProto};
 
 /// Who produces and who consumes each tensor name of a graph, and its scalar float constants.
 pub(crate) struct GraphIndex<'a> {
@@ -75,6 +75,27 @@ impl<'a> GraphIndex<'a> {
         !self.outputs.contains(&name)
             && self.consumers.get(name).is_some_and(|c| c.iter().all(|u| users.contains(u)))
     }
+}
+
+/// Attribute `name` of `node`.
+pub(crate) fn attr<'a>(node: &'a NodeProto, name: &str) -> Option<&'a AttributeProto> {
+    node.attribute.iter().find(|a| a.name == name)
+}
+
+/// Integer attribute `name` of `node`.
+pub(crate) fn attr_int(node: &NodeProto, name: &str) -> Option<i64> {
+    attr(node, name).map(|a| a.i)
+}
+
+/// Integer-list attribute `name` of `node`.
+pub(crate) fn attr_ints(node: &NodeProto, name: &str) -> Option<Vec<i64>> {
+    attr(node, name).map(|a| a.ints.clone())
+}
+
+/// A new integer-list attribute.
+pub(crate) fn ints_attr(name: &str, v: Vec<i64>) -> AttributeProto {
+    use tract_onnx::pb::attribute_proto::AttributeType;
+    AttributeProto { name: name.into(), ints: v, r#type: AttributeType::Ints as i32, ..Default::default() }
 }
 
 /// One rewrite: `node` takes the place of node `at`; the nodes in `removed` go away.

@@ -9,7 +9,8 @@
 //! one-ulp difference can flip an int8 rounding that the streaming caches then carry on;
 //! computed in the reference peer's order, the encoder output stays bit-identical to it.
 
-use tract_onnx::pb::{attribute_proto::AttributeType, AttributeProto, ModelProto, TensorProto};
+use super::{attr, ints_attr};
+use tract_onnx::pb::{ModelProto, TensorProto};
 
 pub const SOFTMAX_OP: &str = "ZipvoxSoftmax";
 pub const REDUCE_MEAN_OP: &str = "ZipvoxReduceMean";
@@ -34,10 +35,6 @@ fn int64s(t: &TensorProto) -> Option<Vec<i64>> {
         return Some(t.int64_data.clone());
     }
     t.raw_data.len().is_multiple_of(8).then(|| t.raw_data.chunks(8).map(|c| i64::from_le_bytes(c.try_into().expect("8 bytes"))).collect())
-}
-
-fn attr<'a>(n: &'a tract_onnx::pb::NodeProto, name: &str) -> Option<&'a AttributeProto> {
-    n.attribute.iter().find(|a| a.name == name)
 }
 
 /// `Gemm` as `kernels::gemm` computes it: `transA = 0`, `alpha = beta = 1`.
@@ -73,11 +70,11 @@ pub fn use_onnxruntime_order(model: &mut ModelProto) -> usize {
     for n in graph.node.iter_mut() {
         let renamed = match n.op_type.as_str() {
             "Softmax" if opset >= 13 => SOFTMAX_OP,
-            "ReduceMean" if opset < 18 && n.attribute.iter().any(|a| a.name == "axes") => REDUCE_MEAN_OP,
+            "ReduceMean" if opset < 18 && attr(n, "axes").is_some() => REDUCE_MEAN_OP,
             "ReduceSum" if opset >= 13 && n.input.len() == 2 => {
                 // Constant, non-empty axes become an attribute (the form's only input is x).
                 let Some(axes) = axes_of.get(&n.input[1]).filter(|a| !a.is_empty()) else { continue };
-                n.attribute.push(AttributeProto { name: "axes".into(), ints: axes.clone(), r#type: AttributeType::Ints as i32, ..Default::default() });
+                n.attribute.push(ints_attr("axes", axes.clone()));
                 n.input.truncate(1);
                 REDUCE_SUM_OP
             }
