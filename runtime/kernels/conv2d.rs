@@ -143,6 +143,7 @@ pub fn conv2d_scalar(p: &PackedConv2d, input: &[f32], bias: Option<&[f32]>, out:
 }
 
 #[inline(always)]
+#[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))] // the tile is x86-only
 fn conv2d_body(p: &PackedConv2d, input: &[f32], bias: Option<&[f32]>, out: &mut [f32], scratch: &mut Vec<f32>, avx512_tiles: bool) {
     let g = &p.geometry;
     let (ph, pw) = g.padded();
