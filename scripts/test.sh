@@ -20,10 +20,11 @@ echo "== dev-set agreement with sherpa-onnx (greedy, int8)"
 ZIPVOX_BIN=target/debug/zipvox bash scripts/eval-dev.sh
 
 echo "== dev-set agreement with sherpa-onnx (modified beam search, hotwords, keyword spotting)"
-# Beam search keeps near-tied hypotheses alive, so its agreement rests on bit-identical model
-# outputs: zipvox follows onnxruntime's summation order for the kernels onnxruntime picks on
-# x86-64 with AVX-512 (the target is 95% there); elsewhere onnxruntime's own order differs and
-# the check only guards against regressions.
+# Beam search keeps near-tied hypotheses alive, so its agreement rests on bit-identical features
+# and model outputs: zipvox's fbank is bit-identical to sherpa-onnx's, and its model follows
+# onnxruntime's summation order for the kernels onnxruntime picks on x86-64 with AVX-512 (the
+# target is 95% there; measured 20/20); elsewhere onnxruntime's own order differs and the check
+# only guards against regressions.
 if grep -qw avx512f /proc/cpuinfo; then MIN=95; else MIN=85; fi
 ZIPVOX_BIN=target/debug/zipvox MIN_AGREEMENT=$MIN bash scripts/eval-beam.sh
 

@@ -59,20 +59,31 @@ fn hotword_brothels_wins_the_last_word() {
 }
 
 /// Without hotwords beam search hears `FLOWER FATTEN`; the hotword `FLOUR FATTENED` turns it
-/// into `FLOUR FATTEN…`. sherpa-onnx ends the phrase `FLOUR FATTEN SAUCE` (`HOT_FLOUR`); zipvox,
-/// whose model outputs are bit-identical to onnxruntime's but whose fbank is not bit-identical
-/// to sherpa-onnx's (see README, "Accuracy"), completes the whole hotword, `FLOUR FATTENED
-/// SAUCE`: a near tie between the two hypotheses that the features decide.
+/// into sherpa-onnx's `FLOUR FATTEN SAUCE`. A near tie with `FLOUR FATTENED SAUCE` that the last
+/// bits of the features and model outputs decide. zipvox's are bit-identical to sherpa-onnx's
+/// where onnxruntime runs the kernels zipvox follows (x86-64 with AVX-512, see README,
+/// "Accuracy"); elsewhere only the hotword's effect is asserted.
 #[test]
 fn hotword_flour_fattened_on_a_dev_utterance() {
     let m = int8_model();
     let samples = read_wav(&dev_wav("ls-1089-134686-0000"));
     assert_eq!(transcribe_samples_with(&m, &samples, 1600, &beam(4)).unwrap().text, BEAM_FLOUR);
     let t = transcribe_samples_with(&m, &samples, 1600, &with_hotwords("FLOUR FATTENED\n", 1.5)).unwrap();
-    let (head, _) = HOT_FLOUR.split_once(" FLOUR FATTEN").unwrap();
-    assert!(t.text.starts_with(&format!("{head} FLOUR FATTEN")), "{}", t.text);
-    assert!(t.text.ends_with(" SAUCE"), "{}", t.text);
-    assert_ne!(t.text, BEAM_FLOUR);
+    if same_numerics_as_sherpa_onnx() {
+        assert_eq!(t.text, HOT_FLOUR);
+    } else {
+        let (head, _) = HOT_FLOUR.split_once(" FLOUR FATTEN").unwrap();
+        assert!(t.text.starts_with(&format!("{head} FLOUR FATTEN")), "{}", t.text);
+        assert!(t.text.ends_with(" SAUCE"), "{}", t.text);
+    }
+}
+
+/// True where sherpa-onnx's onnxruntime runs the kernels whose order zipvox reproduces.
+fn same_numerics_as_sherpa_onnx() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("fma");
+    #[cfg(not(target_arch = "x86_64"))]
+    false
 }
 
 #[test]

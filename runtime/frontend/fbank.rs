@@ -9,15 +9,12 @@
 //! with [`OnlineFbank::discard_frames_before`], so memory stays bounded on an endless stream.
 
 use std::fmt;
-use std::sync::Arc;
 
-use realfft::num_complex::Complex;
-use realfft::{RealFftPlanner, RealToComplex};
-
+use super::fft::{Cpx, RealFft};
 use super::frames::FrameStore;
 use super::geometry::FrameGeometry;
 use super::mel::{log_with_floor, MelBanks};
-use super::spectrum::{magnitude_spectrum, power_spectrum, widen_and_pad};
+use super::spectrum::{magnitude_spectrum, pad, power_spectrum};
 use super::window::{
     apply_window, extract_window, preemphasize, remove_dc_offset, window_coefficients, WindowType,
 };
@@ -101,8 +98,8 @@ impl FbankOptions {
         }
     }
 
-    /// Checks the options and builds the mel table (the part that can fail).
-    fn validate(&self) -> Result<MelBanks, FbankConfigError> {
+    /// Checks the options and builds the mel table and FFT plan (the parts that can fail).
+    fn validate(&self) -> Result<(MelBanks, RealFft), FbankConfigError> {
         let err = |msg: String| Err(FbankConfigError(msg));
         if self.sample_rate.is_nan() || self.sample_rate <= 0.0 {
             return err(format!(
@@ -129,14 +126,16 @@ impl FbankOptions {
                 self.log_floor
             ));
         }
-        MelBanks::new(
+        let mel = MelBanks::new(
             self.num_mel_bins,
             self.sample_rate,
             g.padded_length,
             self.low_freq,
             self.high_freq,
         )
-        .map_err(FbankConfigError)
+        .map_err(FbankConfigError)?;
+        let fft = RealFft::new(g.padded_length).map_err(FbankConfigError)?;
+        Ok((mel, fft))
     }
 }
 
@@ -165,23 +164,18 @@ struct FrameComputer {
     mel: MelBanks,
     /// The extracted window, shaped in `f32` like Kaldi.
     frame: Vec<f32>,
-    /// The FFT runs in `f64`: in `f32` its rounding noise, relative to the loudest bins, swamps
-    /// bins ~90 dB down (log-mel off by >1e-3 on a pure tone). kaldi-native-fbank 1.23 uses a
-    /// float kissfft (older releases a double FFT), so its own noise is the remaining
-    /// difference from the reference; in `f64` ours is negligible.
-    fft: Arc<dyn RealToComplex<f64>>,
-    /// Padded window; realfft also uses it as scratch, so it is rebuilt for every frame.
-    fft_in: Vec<f64>,
-    fft_out: Vec<Complex<f64>>,
-    fft_scratch: Vec<Complex<f64>>,
+    /// `f32` FFT in the reference build's exact order (see `fft.rs` for why not realfft).
+    fft: RealFft,
+    /// Zero-padded window.
+    fft_in: Vec<f32>,
+    fft_out: Vec<Cpx>,
     /// Power spectrum without the Nyquist bin, which no Kaldi mel filter reaches.
     spectrum: Vec<f32>,
 }
 
 impl FrameComputer {
-    fn new(opts: &FbankOptions, mel: MelBanks) -> Self {
+    fn new(opts: &FbankOptions, mel: MelBanks, fft: RealFft) -> Self {
         let geometry = opts.geometry();
-        let fft = RealFftPlanner::<f64>::new().plan_fft_forward(geometry.padded_length);
         Self {
             geometry,
             window: window_coefficients(opts.window_type, geometry.frame_length),
@@ -191,9 +185,8 @@ impl FrameComputer {
             use_power: opts.use_power,
             use_log_fbank: opts.use_log_fbank,
             log_floor: opts.log_floor,
-            fft_in: fft.make_input_vec(),
-            fft_out: fft.make_output_vec(),
-            fft_scratch: fft.make_scratch_vec(),
+            fft_in: vec![0.0; fft.len()],
+            fft_out: vec![Cpx::default(); fft.num_bins()],
             spectrum: vec![0.0; mel.num_fft_bins()],
             mel,
             fft,
@@ -219,10 +212,8 @@ impl FrameComputer {
             &mut self.frame,
         );
         self.shape_window();
-        widen_and_pad(&self.frame, &mut self.fft_in);
-        self.fft
-            .process_with_scratch(&mut self.fft_in, &mut self.fft_out, &mut self.fft_scratch)
-            .expect("FFT buffers are sized by the plan");
+        pad(&self.frame, &mut self.fft_in);
+        self.fft.process(&self.fft_in, &mut self.fft_out);
         if self.use_power {
             power_spectrum(&self.fft_out, &mut self.spectrum);
         } else {
@@ -277,9 +268,9 @@ impl OnlineFbank {
 
     /// Creates a filterbank, or explains what is wrong with `opts`.
     pub fn try_new(opts: FbankOptions) -> Result<Self, FbankConfigError> {
-        let mel = opts.validate()?;
+        let (mel, fft) = opts.validate()?;
         let geometry = opts.geometry();
-        let computer = FrameComputer::new(&opts, mel);
+        let computer = FrameComputer::new(&opts, mel, fft);
         Ok(Self {
             geometry,
             computer,

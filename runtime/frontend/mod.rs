@@ -10,12 +10,15 @@
 //! - [`geometry`]: where frame `i` sits in the sample stream and how many frames are ready;
 //! - [`window`]: window extraction (with Kaldi's edge reflection), DC removal, pre-emphasis,
 //!   window function;
+//! - `fft`: the real FFT, in `f32` and in the exact operation order of kaldi-native-fbank's
+//!   compiled kissfft, so the features match sherpa-onnx's bit for bit;
 //! - `spectrum`: power spectrum of the FFT output;
 //! - [`mel`]: Kaldi mel banks, mel energies and the log floor;
 //! - `frames`: bounded storage of computed frames addressed by absolute index;
 //! - [`fbank`]: the options and the streaming [`OnlineFbank`] that ties it all together.
 
 pub mod fbank;
+mod fft;
 mod frames;
 pub mod geometry;
 pub mod mel;

@@ -1,36 +1,28 @@
 //! Frequency-domain part of the per-frame pipeline: the FFT input and the power (or magnitude)
-//! spectrum of its output.
-//!
-//! The FFT itself runs in `f64` so its rounding noise does not drown the quietest bins;
-//! everything around it is `f32`, and the spectrum is rounded to `f32` before squaring, as
-//! kaldi-native-fbank does.
+//! spectrum of its output, in `f32` as kaldi-native-fbank computes them.
 
-use realfft::num_complex::Complex;
+use super::fft::Cpx;
 
-/// Copies the `f32` frame into the start of the `f64` FFT buffer and zeroes the padding.
+/// Copies the frame into the start of the FFT input and zeroes the padding.
 #[inline]
-pub fn widen_and_pad(frame: &[f32], fft_in: &mut [f64]) {
+pub fn pad(frame: &[f32], fft_in: &mut [f32]) {
     let (head, padding) = fft_in.split_at_mut(frame.len());
-    for (d, &s) in head.iter_mut().zip(frame) {
-        *d = s as f64;
-    }
+    head.copy_from_slice(frame);
     padding.fill(0.0);
 }
 
 /// `out[k] = |spec[k]|^2` for the first `out.len()` bins.
 #[inline]
-pub fn power_spectrum(spec: &[Complex<f64>], out: &mut [f32]) {
+pub fn power_spectrum(spec: &[Cpx], out: &mut [f32]) {
     for (o, c) in out.iter_mut().zip(spec) {
-        let (re, im) = (c.re as f32, c.im as f32);
-        *o = re * re + im * im;
+        *o = c.re * c.re + c.im * c.im;
     }
 }
 
 /// `out[k] = |spec[k]|`, for `use_power == false`. Square root of the `f32` power, as Kaldi.
 #[inline]
-pub fn magnitude_spectrum(spec: &[Complex<f64>], out: &mut [f32]) {
+pub fn magnitude_spectrum(spec: &[Cpx], out: &mut [f32]) {
     for (o, c) in out.iter_mut().zip(spec) {
-        let (re, im) = (c.re as f32, c.im as f32);
-        *o = (re * re + im * im).sqrt();
+        *o = (c.re * c.re + c.im * c.im).sqrt();
     }
 }
