@@ -22,19 +22,37 @@ pub struct Cpx {
     pub im: f32,
 }
 
-/// Forward real FFT plan for one size (twiddles and the complex work buffer).
+/// Forward real FFT plan for one size (twiddles, input order and the complex work buffers).
+///
+/// The half-size complex FFT runs iteratively, innermost stage first, on split real/imaginary
+/// buffers: the butterflies of one stage are independent, so the order in which they run does not
+/// change a bit, and with split buffers LLVM vectorizes each stage's loop over `k` (same
+/// operations per element, so still the same bits).
 #[derive(Clone, Debug)]
 pub struct RealFft {
     /// Real input length (the padded window).
     len: usize,
-    /// `(radix, remaining length)` for each recursion level of the half-size complex FFT.
-    stages: Vec<(usize, usize)>,
-    /// `exp(-2πi k / (len/2))`, rounded from `f64` to `f32`.
-    twiddles: Vec<Cpx>,
+    /// Complex input sample (pair `2t, 2t+1` of the real input) that kissfft's recursion copies
+    /// to each position of the work buffer before the first butterflies.
+    gather: Vec<u32>,
+    /// Butterfly stages in execution order (innermost first).
+    stages: Vec<Stage>,
     /// `exp(-πi ((k+1)/(len/2) + 1/2))`: the real-input post-processing's twiddles.
     super_twiddles: Vec<Cpx>,
-    /// Output of the half-size complex FFT.
-    work: Vec<Cpx>,
+    /// The half-size complex FFT, split into real and imaginary parts.
+    work_re: Vec<f32>,
+    work_im: Vec<f32>,
+}
+
+/// One stage of the complex FFT: butterflies of `radix` points spaced `m` apart, in groups of
+/// `radix · m` consecutive positions.
+#[derive(Clone, Debug)]
+struct Stage {
+    radix: usize,
+    m: usize,
+    /// Twiddles for `k in 0..m`, split: `[w1.re; m] [w1.im; m] [w2.re; m] …` with
+    /// `wj = exp(-2πi j·k·stride / (len/2))` (radix 4: w1, w2, w3; radix 2: w1).
+    twiddles: Vec<f32>,
 }
 
 impl RealFft {
@@ -47,22 +65,43 @@ impl RealFft {
             ));
         }
         let half = len / 2;
-        // kissfft's factorisation: fours first, then a two.
-        let mut stages = Vec::new();
+        // kissfft's factorisation, outermost stage first: fours, then a two.
+        let mut factors = Vec::new();
         let mut rest = half;
         while rest > 1 {
             let radix = if rest.is_multiple_of(4) { 4 } else { 2 };
             rest /= radix;
-            stages.push((radix, rest));
+            factors.push((radix, rest));
         }
         let cexp = |phase: f64| Cpx { re: phase.cos() as f32, im: phase.sin() as f32 };
         // The same f64 expressions as kissfft's, so the f32 roundings agree.
         let pi = std::f64::consts::PI;
-        let twiddles = (0..half).map(|i| cexp(-2.0 * pi * i as f64 / half as f64)).collect();
+        let twiddle: Vec<Cpx> = (0..half).map(|i| cexp(-2.0 * pi * i as f64 / half as f64)).collect();
+        let mut stages = Vec::new();
+        let mut stride = 1;
+        for &(radix, m) in &factors {
+            let mut twiddles = Vec::with_capacity(2 * (radix - 1) * m);
+            for j in 1..radix {
+                twiddles.extend((0..m).map(|k| twiddle[j * k * stride].re));
+                twiddles.extend((0..m).map(|k| twiddle[j * k * stride].im));
+            }
+            stages.push(Stage { radix, m, twiddles });
+            stride *= radix;
+        }
+        stages.reverse();
+        let mut gather = vec![0u32; half];
+        kiss_input_order(&factors, &mut gather, 0, 1);
         let super_twiddles = (0..half / 2)
             .map(|i| cexp(-pi * ((i + 1) as f64 / half as f64 + 0.5)))
             .collect();
-        Ok(Self { len, stages, twiddles, super_twiddles, work: vec![Cpx::default(); half] })
+        Ok(Self {
+            len,
+            gather,
+            stages,
+            super_twiddles,
+            work_re: vec![0.0; half],
+            work_im: vec![0.0; half],
+        })
     }
 
     /// Real input length.
@@ -79,93 +118,115 @@ impl RealFft {
     pub fn process(&mut self, input: &[f32], out: &mut [Cpx]) {
         assert_eq!(input.len(), self.len, "FFT input length");
         assert_eq!(out.len(), self.num_bins(), "FFT output length");
-        let mut work = std::mem::take(&mut self.work);
-        self.complex_fft(input, &mut work, 0, 1, 0);
-        self.split_real(&work, out);
-        self.work = work;
+        let (re, im) = (&mut self.work_re, &mut self.work_im);
+        for ((r, i), &t) in re.iter_mut().zip(im.iter_mut()).zip(&self.gather) {
+            let t = t as usize;
+            (*r, *i) = (input[2 * t], input[2 * t + 1]);
+        }
+        for stage in &self.stages {
+            let group = stage.radix * stage.m;
+            for (gr, gi) in re.chunks_exact_mut(group).zip(im.chunks_exact_mut(group)) {
+                match (stage.radix, stage.m) {
+                    // The innermost stage: one butterfly per group, no loop worth splitting.
+                    (4, 1) => butterfly4(gr, gi, 1, &stage.twiddles),
+                    (4, m) => butterfly4(gr, gi, m, &stage.twiddles),
+                    _ => butterfly2(gr, gi, stage.m, &stage.twiddles),
+                }
+            }
+        }
+        split_real(re, im, &self.super_twiddles, out);
     }
+}
 
-    /// Half-size complex FFT of the input read as pairs `(input[2t], input[2t+1])`: the
-    /// recursive decimation in time of kissfft's `kf_work`. Fills `out` (length `p·m` of this
-    /// stage) from the complex samples `first`, `first + stride`, ….
-    fn complex_fft(&self, input: &[f32], out: &mut [Cpx], first: usize, stride: usize, stage: usize) {
-        let (radix, m) = self.stages[stage];
+/// Where kissfft's recursive decimation in time (`kf_work`) puts each complex input sample:
+/// `order[i]` is the sample copied to position `i` of `order`'s range.
+fn kiss_input_order(factors: &[(usize, usize)], order: &mut [u32], first: usize, stride: usize) {
+    let (radix, m) = factors[0];
+    for (j, chunk) in order.chunks_exact_mut(m).enumerate() {
         if m == 1 {
-            for (j, o) in out.iter_mut().enumerate().take(radix) {
-                let t = first + j * stride;
-                *o = Cpx { re: input[2 * t], im: input[2 * t + 1] };
-            }
+            chunk[0] = (first + j * stride) as u32;
         } else {
-            for (j, chunk) in out.chunks_exact_mut(m).enumerate().take(radix) {
-                self.complex_fft(input, chunk, first + j * stride, stride * radix, stage + 1);
-            }
-        }
-        match radix {
-            4 => self.butterfly4(out, stride, m),
-            _ => self.butterfly2(out, stride, m),
+            kiss_input_order(&factors[1..], chunk, first + j * stride, stride * radix);
         }
     }
+}
 
-    /// Radix-4 butterflies (kissfft's `kf_bfly4`, forward), in the compiled order.
-    fn butterfly4(&self, out: &mut [Cpx], stride: usize, m: usize) {
-        let tw = &self.twiddles;
-        for k in 0..m {
-            let (t1, t2, t3) = (tw[k * stride], tw[2 * k * stride], tw[3 * k * stride]);
-            let (f0, f1, f2, f3) = (out[k], out[k + m], out[k + 2 * m], out[k + 3 * m]);
-            // s0 = f1·t1 as written; of f2·t2 and f3·t3 the real parts are never formed: their
-            // two products are added and subtracted separately below.
-            let s0_re = f1.re * t1.re - f1.im * t1.im;
-            let s0_im = f1.im * t1.re + f1.re * t1.im;
-            let (p2_rr, p2_ii) = (f2.re * t2.re, f2.im * t2.im);
-            let s1_im = f2.im * t2.re + f2.re * t2.im;
-            let (p3_rr, p3_ii) = (f3.re * t3.re, f3.im * t3.im);
-            let s2_im = f3.im * t3.re + f3.re * t3.im;
-            // f0 ± s1
-            let sum_re = (f0.re + p2_rr) - p2_ii;
-            let sum_im = f0.im + s1_im;
-            let diff_re = (f0.re + p2_ii) - p2_rr;
-            let diff_im = f0.im - s1_im;
-            // s3 = s0 + s2, s4 = s0 - s2 (real part only is used of s4)
-            let s3_re = (s0_re - p3_ii) + p3_rr;
-            let s3_im = s0_im + s2_im;
-            let s4_re = (s0_re - p3_rr) + p3_ii;
-            out[k] = Cpx { re: sum_re + s3_re, im: sum_im + s3_im };
-            out[k + 2 * m] = Cpx { re: sum_re - s3_re, im: sum_im - s3_im };
-            out[k + m] = Cpx { re: (diff_re + s0_im) - s2_im, im: diff_im - s4_re };
-            out[k + 3 * m] = Cpx { re: (diff_re + s2_im) - s0_im, im: diff_im + s4_re };
-        }
+/// One group of radix-4 butterflies (kissfft's `kf_bfly4`, forward), in the compiled order.
+/// `re`/`im` hold the group's `4m` values, `tw` the stage's split twiddles.
+#[inline(always)]
+fn butterfly4(re: &mut [f32], im: &mut [f32], m: usize, tw: &[f32]) {
+    let (r0, rest) = re.split_at_mut(m);
+    let (r1, rest) = rest.split_at_mut(m);
+    let (r2, r3) = rest.split_at_mut(m);
+    let (i0, rest) = im.split_at_mut(m);
+    let (i1, rest) = rest.split_at_mut(m);
+    let (i2, i3) = rest.split_at_mut(m);
+    let (w1r, rest) = tw.split_at(m);
+    let (w1i, rest) = rest.split_at(m);
+    let (w2r, rest) = rest.split_at(m);
+    let (w2i, rest) = rest.split_at(m);
+    let (w3r, w3i) = rest.split_at(m);
+    let (r3, i3, w3i) = (&mut r3[..m], &mut i3[..m], &w3i[..m]);
+    for k in 0..m {
+        let (f0r, f0i, f1r, f1i) = (r0[k], i0[k], r1[k], i1[k]);
+        let (f2r, f2i, f3r, f3i) = (r2[k], i2[k], r3[k], i3[k]);
+        // s0 = f1·w1 as written; of f2·w2 and f3·w3 the real parts are never formed: their
+        // two products are added and subtracted separately below.
+        let s0_re = f1r * w1r[k] - f1i * w1i[k];
+        let s0_im = f1i * w1r[k] + f1r * w1i[k];
+        let (p2_rr, p2_ii) = (f2r * w2r[k], f2i * w2i[k]);
+        let s1_im = f2i * w2r[k] + f2r * w2i[k];
+        let (p3_rr, p3_ii) = (f3r * w3r[k], f3i * w3i[k]);
+        let s2_im = f3i * w3r[k] + f3r * w3i[k];
+        // f0 ± s1
+        let sum_re = (f0r + p2_rr) - p2_ii;
+        let sum_im = f0i + s1_im;
+        let diff_re = (f0r + p2_ii) - p2_rr;
+        let diff_im = f0i - s1_im;
+        // s3 = s0 + s2; of s4 = s0 - s2 only the real part is formed.
+        let s3_re = (s0_re - p3_ii) + p3_rr;
+        let s3_im = s0_im + s2_im;
+        let s4_re = (s0_re - p3_rr) + p3_ii;
+        (r0[k], i0[k]) = (sum_re + s3_re, sum_im + s3_im);
+        (r2[k], i2[k]) = (sum_re - s3_re, sum_im - s3_im);
+        (r1[k], i1[k]) = ((diff_re + s0_im) - s2_im, diff_im - s4_re);
+        (r3[k], i3[k]) = ((diff_re + s2_im) - s0_im, diff_im + s4_re);
     }
+}
 
-    /// Radix-2 butterflies (kissfft's `kf_bfly2`). For power-of-two sizes the radix 2 is only
-    /// ever the innermost stage (`m == 1`, twiddle 1), where every order gives the same bits.
-    fn butterfly2(&self, out: &mut [Cpx], stride: usize, m: usize) {
-        for k in 0..m {
-            let t = self.twiddles[k * stride];
-            let (f0, f1) = (out[k], out[k + m]);
-            let p_rr = f1.re * t.re;
-            let p_ii = f1.im * t.im;
-            let p_im = f1.im * t.re + f1.re * t.im;
-            out[k + m] = Cpx { re: (f0.re + p_ii) - p_rr, im: f0.im - p_im };
-            out[k] = Cpx { re: (f0.re + p_rr) - p_ii, im: f0.im + p_im };
-        }
+/// One group of radix-2 butterflies (kissfft's `kf_bfly2`). For power-of-two sizes radix 2 is
+/// only ever the innermost stage (`m == 1`, twiddle 1), where every order gives the same bits.
+#[inline]
+fn butterfly2(re: &mut [f32], im: &mut [f32], m: usize, tw: &[f32]) {
+    let (r0, r1) = re.split_at_mut(m);
+    let (i0, i1) = im.split_at_mut(m);
+    let (wr, wi) = tw.split_at(m);
+    for k in 0..m {
+        let (f0r, f0i, f1r, f1i) = (r0[k], i0[k], r1[k], i1[k]);
+        let p_rr = f1r * wr[k];
+        let p_ii = f1i * wi[k];
+        let p_im = f1i * wr[k] + f1r * wi[k];
+        (r1[k], i1[k]) = ((f0r + p_ii) - p_rr, f0i - p_im);
+        (r0[k], i0[k]) = ((f0r + p_rr) - p_ii, f0i + p_im);
     }
+}
 
-    /// The real-input post-processing (kissfft's `kiss_fftr` after the complex FFT), in the
-    /// compiled order: bins `k` and `n - k` from the half-size spectrum's `k` and `n - k`.
-    fn split_real(&self, z: &[Cpx], out: &mut [Cpx]) {
-        let n = z.len();
-        out[0] = Cpx { re: z[0].re + z[0].im, im: 0.0 };
-        out[n] = Cpx { re: z[0].re - z[0].im, im: 0.0 };
-        for k in 1..=n / 2 {
-            let (p, q, st) = (z[k], z[n - k], self.super_twiddles[k - 1]);
-            let f1_re = p.re + q.re;
-            let f2_re = p.re - q.re;
-            let f2_im = p.im + q.im;
-            let (a, b) = (f2_re * st.re, f2_im * st.im);
-            let tw_im = st.re * f2_im + f2_re * st.im;
-            out[k] = Cpx { re: ((f1_re + a) - b) * 0.5, im: ((p.im - q.im) + tw_im) * 0.5 };
-            out[n - k] = Cpx { re: ((f1_re + b) - a) * 0.5, im: ((q.im - p.im) + tw_im) * 0.5 };
-        }
+/// The real-input post-processing (kissfft's `kiss_fftr` after the complex FFT), in the
+/// compiled order: bins `k` and `n - k` from the half-size spectrum's `k` and `n - k`.
+fn split_real(re: &[f32], im: &[f32], super_twiddles: &[Cpx], out: &mut [Cpx]) {
+    let n = re.len();
+    out[0] = Cpx { re: re[0] + im[0], im: 0.0 };
+    out[n] = Cpx { re: re[0] - im[0], im: 0.0 };
+    for k in 1..=n / 2 {
+        let (pr, pi, qr, qi) = (re[k], im[k], re[n - k], im[n - k]);
+        let st = super_twiddles[k - 1];
+        let f1_re = pr + qr;
+        let f2_re = pr - qr;
+        let f2_im = pi + qi;
+        let (a, b) = (f2_re * st.re, f2_im * st.im);
+        let tw_im = st.re * f2_im + f2_re * st.im;
+        out[k] = Cpx { re: ((f1_re + a) - b) * 0.5, im: ((pi - qi) + tw_im) * 0.5 };
+        out[n - k] = Cpx { re: ((f1_re + b) - a) * 0.5, im: ((qi - pi) + tw_im) * 0.5 };
     }
 }
 
