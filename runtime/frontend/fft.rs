@@ -270,9 +270,10 @@ mod tests {
         }
     }
 
-    /// Bits of kaldi-native-fbank 1.23's `Rfft(512).compute` (the x86-64 wheel, the same
-    /// compiler and kissfft as sherpa-onnx 2.0.1's) on four frames, written by
-    /// `scripts/knf_fft_reference.py`: the first is a real speech frame (windowed), the others
+    /// Bits of kaldi-native-fbank 1.23's `Rfft(512).compute` (the x86-64 PyPI wheel, built by the
+    /// same GCC 10.2.1 as sherpa-onnx 2.0.1's, whose transcripts zipvox then matches) on four
+    /// frames, written by
+    /// `scripts/gen_fbank_fixtures.py`: the first is a real speech frame (windowed), the others
     /// pseudo-random.
     #[test]
     fn matches_the_reference_build() {
