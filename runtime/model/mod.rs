@@ -11,6 +11,7 @@ pub mod files;
 pub mod joiner;
 pub mod meta;
 pub mod onnx;
+pub mod pinyin;
 pub mod ops;
 pub mod rewrite;
 pub mod tokens;
@@ -66,8 +67,14 @@ impl Transducer {
     pub fn load(config: &ModelConfig) -> Result<Self> {
         let t0 = Instant::now();
         let files = ModelFiles::discover(&config.dir, config.precision, &config.overrides)?;
-        let tokens = TokenTable::load(&files.tokens)?;
+        let mut tokens = TokenTable::load(&files.tokens)?;
         let decoder = DecoderModel::load(&files.decoder)?;
+        // The zoo ships some tokens.txt files with disambiguation symbols (`#0`, `#1`, …) after
+        // the model's vocabulary (the Chinese KWS model has 30); the model never emits them.
+        let dropped = tokens.drop_disambiguation_tail(decoder.meta.vocab_size);
+        if dropped > 0 {
+            log::debug!("{}: ignoring {dropped} disambiguation symbols past vocab_size", files.tokens.display());
+        }
         if tokens.len() != decoder.meta.vocab_size {
             bail!(
                 "{} has {} tokens but the decoder's vocab_size is {}: tokens.txt does not belong to this model",

@@ -73,6 +73,22 @@ impl TokenTable {
         Self::parse(&text, path)
     }
 
+    /// Removes symbols at ids `>= vocab_size` when every one of them is a disambiguation
+    /// symbol (`#` followed by digits), and returns how many were removed. Anything else past
+    /// the vocabulary is left in place, so the caller's size check still rejects it.
+    pub fn drop_disambiguation_tail(&mut self, vocab_size: usize) -> usize {
+        if self.symbols.len() <= vocab_size {
+            return 0;
+        }
+        let is_disambig = |s: &String| s.len() > 1 && s.starts_with('#') && s[1..].bytes().all(|b| b.is_ascii_digit());
+        if !self.symbols[vocab_size..].iter().all(is_disambig) {
+            return 0;
+        }
+        let n = self.symbols.len() - vocab_size;
+        self.symbols.truncate(vocab_size);
+        n
+    }
+
     pub fn len(&self) -> usize {
         self.symbols.len()
     }
@@ -151,6 +167,16 @@ mod tests {
         assert_eq!(t.token_strings(&[6]), vec!["<0xE2>"]);
         // A truncated sequence does not panic; it yields a replacement character.
         assert_eq!(t.text(&[6, 7]), "\u{fffd}");
+    }
+
+    #[test]
+    fn drops_only_a_disambiguation_tail() {
+        let mut t = TokenTable::parse("<blk> 0\na 1\n#0 2\n#1 3\n", Path::new("t")).unwrap();
+        assert_eq!(t.drop_disambiguation_tail(2), 2);
+        assert_eq!(t.len(), 2);
+        let mut t = TokenTable::parse("<blk> 0\na 1\n#0 2\nb 3\n", Path::new("t")).unwrap();
+        assert_eq!(t.drop_disambiguation_tail(2), 0);
+        assert_eq!(t.len(), 4);
     }
 
     #[test]
