@@ -19,7 +19,8 @@
 # not be downloaded; 2 usage error, unknown model, invalid manifest or missing tool.
 #
 # Environment: ZIPVOX_MANIFEST (manifest path), ZIPVOX_MODELS_DIR (default parent of DEST_DIR),
-# PYTHON (interpreter, default python3), ZIPVOX_FETCH_ALLOW_FILE_URLS=1 (tests only).
+# PYTHON (interpreter, default python3), ZIPVOX_FETCH_RETRIES (curl retries per file, default 5),
+# ZIPVOX_FETCH_ALLOW_FILE_URLS=1 (tests only).
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -140,6 +141,10 @@ do_check() {
 
 CURL_PROGRESS=(-sS)
 [[ -t 2 ]] && CURL_PROGRESS=(--progress-bar)
+RETRIES="${ZIPVOX_FETCH_RETRIES:-5}"
+[[ $RETRIES =~ ^[0-9]+$ ]] || fail_usage "ZIPVOX_FETCH_RETRIES must be a number of retries, not '$RETRIES'"
+# Set when a download failed because the host could not be reached at all (no network).
+UNREACHABLE=""
 
 # download URL PARTFILE [SIZE]: resumable download into PARTFILE (not verified here).
 download() {
@@ -151,18 +156,21 @@ download() {
         if ((cur == size)); then return 0; fi   # complete from an earlier run; verified by the caller
     fi
     say "downloading $url"
-    curl --fail --location --retry 5 --retry-delay 3 --retry-connrefused \
+    curl --fail --location --retry "$RETRIES" --retry-delay 3 --retry-connrefused \
         --connect-timeout 30 --speed-limit 1024 --speed-time 120 \
         "${CURL_PROGRESS[@]}" -C - -o "$part" -- "$url" || rc=$?
     if ((rc == 33 || rc == 36)); then
         # The server refused to resume (no byte ranges): start over once.
         say "cannot resume $url (curl exit $rc); downloading it again from the start"
         rm -f -- "$part"; rc=0
-        curl --fail --location --retry 5 --retry-delay 3 --retry-connrefused \
+        curl --fail --location --retry "$RETRIES" --retry-delay 3 --retry-connrefused \
             --connect-timeout 30 --speed-limit 1024 --speed-time 120 \
             "${CURL_PROGRESS[@]}" -o "$part" -- "$url" || rc=$?
     fi
     if ((rc != 0)); then
+        # curl 5/6: proxy or host name not resolved, 7: no connection, 28: timeout,
+        # 35: TLS handshake failed: the server was not reached at all.
+        case $rc in 5 | 6 | 7 | 28 | 35) UNREACHABLE="$url" ;; esac
         if [[ -s $part ]]; then
             say "download failed (curl exit $rc): $url (partial data kept; rerun to resume)"
         else
@@ -295,6 +303,11 @@ do_fetch() {
     if ((errors > 0)); then
         if ((offline)); then
             say "stopped after a failed download; $M_NAME is incomplete in $dest (rerun to resume)"
+            if [[ -n $UNREACHABLE ]]; then
+                say "cannot reach the server of $UNREACHABLE (no network, DNS or proxy?): fix the" \
+                    "connection and rerun, or put the files in $dest by other means ('fetch.sh --info" \
+                    "$M_NAME' lists them) and run 'fetch.sh --check $dest $M_NAME'"
+            fi
         else
             say "$errors file(s) of $M_NAME are missing or unverified in $dest"
         fi
@@ -307,8 +320,12 @@ do_fetch() {
     echo
     echo "All ${#F_PATH[@]} files of $M_NAME verified in $dest"
     [[ -n $M_NOTES ]] && echo "Note: $M_NOTES"
+    local clip="YOUR-16kHz-mono.wav"
+    for i in "${!F_PATH[@]}"; do
+        if [[ ${F_ROLE[$i]} == test && ${F_PATH[$i]} == *.wav ]]; then clip="$dest/${F_PATH[$i]}"; break; fi
+    done
     echo "Try it:"
-    printf '  zipvox transcribe --model %q YOUR-16kHz-mono.wav\n' "$dest"
+    printf '  zipvox transcribe --model %q %q\n' "$dest" "$clip"
     return 0
 }
 

@@ -34,12 +34,20 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 # nothing that needs quoting in the tab-separated plan or in sha256sum's input.
 PATH_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*(/[A-Za-z0-9_][A-Za-z0-9._-]*)*$")
 MODEL_TYPES = {"zipformer", "zipformer2"}
+# sherpa-onnx's modeling units (its --tokens-type / modeling_unit values): how tokens.txt's
+# symbols are made and how keyword / hotword text becomes tokens.
+TOKENS_TYPES = {"bpe", "cjkchar", "cjkchar+bpe", "ppinyin", "fpinyin", "phone+ppinyin"}
 MODEL_KEYS = {
-    "name", "model_type", "language", "description", "license", "upstream", "revision",
-    "archive_url", "archive_sha256", "archive_size", "archive_source", "boards", "notes",
+    "name", "model_type", "tokens_type", "language", "description", "license", "upstream",
+    "revision", "archive_url", "archive_sha256", "archive_size", "archive_source", "boards",
+    "run_here", "tested", "notes",
 }
-FILE_KEYS = {"path", "url", "sha256", "size", "source", "member", "role"}
-ROLES = {"encoder", "decoder", "joiner", "tokens", "bpe"}
+FILE_KEYS = {"path", "url", "sha256", "size", "source", "member", "role", "note"}
+# Files zipvox loads (one each) ...
+ROLES = {"encoder", "decoder", "joiner", "tokens", "bpe", "lexicon"}
+# ... and files that come with the model for trying it (test clips, their keyword lists and
+# transcripts): any number of them.
+EXTRA_ROLES = {"test"}
 
 
 class ManifestError(Exception):
@@ -187,12 +195,20 @@ def problems(doc: dict) -> list[str]:
             errs.append(f"{label}: unknown key {k!r}")
         if m.get("model_type") not in MODEL_TYPES:
             errs.append(f"{label}: model_type must be one of {sorted(MODEL_TYPES)}")
-        for k in ("language", "description"):
+        if m.get("tokens_type") not in TOKENS_TYPES:
+            errs.append(f"{label}: tokens_type must be one of {sorted(TOKENS_TYPES)}")
+        for k in ("language", "description", "license", "upstream", "archive_url"):
             if not isinstance(m.get(k), str) or not m.get(k):
                 errs.append(f"{label}: missing {k}")
-        for k in ("license", "upstream", "revision", "archive_source", "boards", "notes"):
+        for k in ("revision", "archive_source", "boards", "tested", "notes"):
             if k in m and not isinstance(m[k], str):
                 errs.append(f"{label}: {k} must be a string")
+        if not isinstance(m.get("run_here"), bool):
+            errs.append(f"{label}: run_here must be true or false (was the model run in this repository's tests?)")
+        elif m["run_here"] and not m.get("tested"):
+            errs.append(f"{label}: run_here = true needs `tested` (what was run, where)")
+        if "upstream" in m and not _url_ok(m["upstream"]):
+            errs.append(f"{label}: upstream must be an https URL")
         if "archive_url" in m and not _url_ok(m["archive_url"]):
             errs.append(f"{label}: archive_url must be an https URL")
         if "archive_sha256" in m:
@@ -242,10 +258,14 @@ def problems(doc: dict) -> list[str]:
                     errs.append(f"{flabel}: member given but url is not the model's archive_url")
             elif "archive_url" in m and f.get("url") == m.get("archive_url"):
                 errs.append(f"{flabel}: url is the archive but no member is given")
+            if "note" in f and not isinstance(f["note"], str):
+                errs.append(f"{flabel}: note must be a string")
             role = f.get("role")
             if role is not None:
-                if role not in ROLES:
-                    errs.append(f"{flabel}: role must be one of {sorted(ROLES)}")
+                if role in EXTRA_ROLES:
+                    pass
+                elif role not in ROLES:
+                    errs.append(f"{flabel}: role must be one of {sorted(ROLES | EXTRA_ROLES)}")
                 elif role in roles:
                     errs.append(f"{flabel}: role {role!r} also used by {roles[role]}")
                 else:
@@ -332,8 +352,10 @@ def main(argv: list[str]) -> int:
             total = sum(f.get("size", 0) for f in m["file"])
             print(f"name:        {m['name']}")
             print(f"model_type:  {m['model_type']}")
+            print(f"tokens_type: {m['tokens_type']}")
             print(f"language:    {m['language']}")
-            print(f"license:     {m.get('license', 'not recorded')}")
+            print(f"license:     {m['license']}")
+            print(f"run here:    {'yes: ' + m['tested'] if m['run_here'] else 'no (listed by type only)'}")
             print(f"description: {m['description']}")
             if m.get("boards"):
                 print(f"boards:      {m['boards']}")

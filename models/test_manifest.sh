@@ -3,14 +3,17 @@
 #
 #   models/test_manifest.sh
 #
-# 1. The manifest's structure: every file entry has a 64-hex sha256, an https URL, a source,
-#    unique paths and roles; model names are unique; tomllib and manifest.py's fallback parser
-#    read it identically.
+# 1. The manifest's structure: every model has a tokens type, licence, upstream page, archive URL
+#    and says whether it was run here; every file entry has a 64-hex sha256, an https URL, a
+#    source, unique paths and roles; model names are unique; models/README.md names every model;
+#    tomllib and manifest.py's fallback parser read it identically.
 # 2. `fetch.sh --check` against the shared 3.3M model ($ZIPVOX_SHARED/models/
 #    zipformer2-en-gigaspeech-3.3m, ZIPVOX_SHARED defaulting to <repo>/../shared): bpe.model,
 #    tokens.txt, decoder and joiner match; the locally patched encoder is reported as a
 #    mismatch with exit status 1; a directory holding upstream's unpatched encoder passes
-#    with status 0; missing files and usage errors give 1 and 2.
+#    with status 0; missing files and usage errors give 1 and 2. The same against the shared
+#    Chinese model ($ZIPVOX_SHARED/models/kws-zipformer-zh-wenetspeech-3.3m), which matches its
+#    -mobile entry file for file.
 # 3. The download path, offline: fetch.sh against temporary manifests whose URLs are file://
 #    copies of the shared files (per-file and tarball models, good and bad hashes, --force).
 set -euo pipefail
@@ -20,13 +23,15 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$HERE/.." && pwd)"
 SHARED="${ZIPVOX_SHARED:-$REPO/../shared}"
 KWS="$SHARED/models/zipformer2-en-gigaspeech-3.3m"
+ZHKWS="$SHARED/models/kws-zipformer-zh-wenetspeech-3.3m"
+ZHMOBILE="sherpa-onnx-kws-zipformer-wenetspeech-3.3M-2024-01-01-mobile"
 FETCH="$HERE/fetch.sh"
 MOBILE="sherpa-onnx-kws-zipformer-gigaspeech-3.3M-2024-01-01-mobile"
 PY="${PYTHON:-python3}"
 
 # Never let a test reach the network, even by mistake.
 export http_proxy=http://127.0.0.1:9 https_proxy=http://127.0.0.1:9 HTTP_PROXY=http://127.0.0.1:9 HTTPS_PROXY=http://127.0.0.1:9
-unset ZIPVOX_MANIFEST ZIPVOX_MODELS_DIR ZIPVOX_FETCH_ALLOW_FILE_URLS ZIPVOX_TOML_PARSER
+unset ZIPVOX_MANIFEST ZIPVOX_MODELS_DIR ZIPVOX_FETCH_ALLOW_FILE_URLS ZIPVOX_TOML_PARSER ZIPVOX_FETCH_RETRIES
 
 PASS=0 FAIL=0
 ok() { PASS=$((PASS + 1)); echo "ok   - $*"; }
@@ -58,9 +63,9 @@ run "$TMP/validate.out" "$PY" "$HERE/manifest.py" validate
 SHOW="$TMP/validate.out" check "manifest.py validate accepts manifest.toml" test "$RC" = 0
 
 # An independent structural check (does not reuse manifest.py's validator).
-run "$TMP/struct.out" "$PY" - "$HERE/manifest.toml" "$HERE" <<'EOF'
+run "$TMP/struct.out" "$PY" - "$HERE/manifest.toml" "$HERE" "$HERE/README.md" <<'EOF'
 import re, sys
-path, here = sys.argv[1], sys.argv[2]
+path, here, readme = sys.argv[1], sys.argv[2], open(sys.argv[3], encoding="utf-8").read()
 try:
     import tomllib
     doc = tomllib.loads(open(path, encoding="utf-8").read())
@@ -81,11 +86,20 @@ for m in models:
     n = m.get("name")
     if m.get("model_type") not in ("zipformer", "zipformer2"):
         errors.append(f"{n}: bad model_type {m.get('model_type')!r}")
-    for k in ("language", "description"):
+    if m.get("tokens_type") not in ("bpe", "cjkchar", "cjkchar+bpe", "ppinyin", "fpinyin", "phone+ppinyin"):
+        errors.append(f"{n}: bad tokens_type {m.get('tokens_type')!r}")
+    for k in ("language", "description", "license", "upstream", "archive_url"):
         if not m.get(k):
             errors.append(f"{n}: missing {k}")
-    if "archive_url" in m and not m["archive_url"].startswith("https://"):
-        errors.append(f"{n}: archive_url not https")
+    if m.get("run_here") not in (True, False):
+        errors.append(f"{n}: run_here must be true or false")
+    if m.get("run_here") and not m.get("tested"):
+        errors.append(f"{n}: run here, but `tested` does not say how")
+    if f"`{n}`" not in readme:
+        errors.append(f"{n}: not named in models/README.md")
+    for k in ("archive_url", "upstream"):
+        if k in m and not m[k].startswith("https://"):
+            errors.append(f"{n}: {k} not https")
     if "archive_sha256" in m and not hexre.match(m["archive_sha256"]):
         errors.append(f"{n}: archive_sha256 not 64 hex")
     files = m.get("file", [])
@@ -94,7 +108,7 @@ for m in models:
     paths = [f.get("path") for f in files]
     if len(set(paths)) != len(paths):
         errors.append(f"{n}: duplicate file paths {paths}")
-    roles = [f.get("role") for f in files if f.get("role")]
+    roles = [f.get("role") for f in files if f.get("role") and f.get("role") != "test"]
     if len(set(roles)) != len(roles):
         errors.append(f"{n}: duplicate roles {roles}")
     for need in ("encoder", "decoder", "joiner", "tokens"):
@@ -118,8 +132,10 @@ for m in models:
             errors.append(f"{n}/{p}: member without archive url")
         if p.endswith(".onnx") and f.get("role") in ("encoder", "joiner") and not p.endswith(".int8.onnx"):
             errors.append(f"{n}/{p}: encoder/joiner should be the int8 file")
-        if f.get("role") == "decoder" and p.endswith(".int8.onnx"):
-            errors.append(f"{n}/{p}: decoder should be the fp32 file")
+        if f.get("role") == "decoder" and p.endswith(".int8.onnx") and not f.get("note"):
+            errors.append(f"{n}/{p}: decoder should be the fp32 file (or a note must say why not)")
+        if f.get("role") not in (None, "encoder", "decoder", "joiner", "tokens", "bpe", "lexicon", "test"):
+            errors.append(f"{n}/{p}: unknown role {f.get('role')!r}")
 for e in errors:
     print(e)
 print(f"{len(models)} models, {nfiles} files checked")
@@ -197,7 +213,7 @@ EOF
     done
     check "--check: patched encoder reported as MISMATCH with both hashes" \
         has "$TMP/check.out" '^  MISMATCH +encoder-epoch-12-avg-2-chunk-16-left-64\.int8\.onnx: expected sha256 7d5a25fb[0-9a-f]+ \(4000908 bytes\), found cdd265ce[0-9a-f]+'
-    check "--check: summary 4 ok, 1 mismatched, 0 missing" has "$TMP/check.out" '^4 ok, 1 mismatched, 0 missing$'
+    check "--check: summary 8 ok (model files and test clips), 1 mismatched, 0 missing" has "$TMP/check.out" '^8 ok, 1 mismatched, 0 missing$'
 
     # Upstream's unpatched encoder in place of the patched one: everything verifies.
     mkdir -p "$TMP/pristine"
@@ -205,9 +221,10 @@ EOF
         ln -s "$KWS/$f" "$TMP/pristine/$f"
     done
     ln -s "$KWS/upstream-unpatched/encoder-epoch-12-avg-2-chunk-16-left-64.int8.onnx" "$TMP/pristine/"
+    ln -s "$KWS/test_wavs" "$TMP/pristine/test_wavs"
     run "$TMP/pristine.out" "$FETCH" --check "$TMP/pristine" "$MOBILE"
     SHOW="$TMP/pristine.out" check "--check with upstream's encoder exits 0" test "$RC" = 0
-    check "--check with upstream's encoder: 5 ok" has "$TMP/pristine.out" '^5 ok, 0 mismatched, 0 missing$'
+    check "--check with upstream's encoder: 9 ok" has "$TMP/pristine.out" '^9 ok, 0 mismatched, 0 missing$'
 
     # The first-release (non-mobile) entry shares every file except the encoder.
     run "$TMP/nonmobile.out" "$FETCH" --check "$TMP/pristine" sherpa-onnx-kws-zipformer-gigaspeech-3.3M-2024-01-01
@@ -227,6 +244,44 @@ EOF
     check "--check notes an extra encoder zipvox would pick, still exit 0" \
         test "$RC" = 0 -a "$(grep -c 'zipvox would load encoder-a.int8.onnx as the encoder' "$TMP/extra.out")" = 1
     rm "$TMP/pristine/encoder-a.int8.onnx"
+fi
+
+# ---------------------------------------------------------------------------------------
+echo "# 2b. fetch.sh --check against the shared Chinese model ($ZHKWS)"
+
+if [[ ! -d $ZHKWS ]]; then
+    bad "shared model directory $ZHKWS not found (set ZIPVOX_SHARED)"
+else
+    # Its SHA256SUMS and the manifest's entries for the two WenetSpeech models agree.
+    run "$TMP/zhsums.out" "$PY" - "$HERE/manifest.toml" "$ZHKWS/SHA256SUMS" "$HERE" <<'EOF'
+import sys
+sys.path.insert(0, sys.argv[3])
+import manifest
+doc = manifest.load(sys.argv[1])
+sums = {}
+for line in open(sys.argv[2], encoding="utf-8"):
+    h, p = line.split()
+    sums[p.removeprefix("./")] = h
+bad = 0
+for m in doc["model"]:
+    if not m["name"].startswith("sherpa-onnx-kws-zipformer-wenetspeech-3.3M"):
+        continue
+    for f in m["file"]:
+        if f.get("role") == "encoder" and not m["name"].endswith("-mobile"):
+            continue                                    # the first release's encoder is another file
+        if sums.get(f["path"]) != f["sha256"]:
+            print(f"{m['name']}: {f['path']}: manifest {f['sha256']} vs SHA256SUMS {sums.get(f['path'])}")
+            bad += 1
+sys.exit(1 if bad else 0)
+EOF
+    SHOW="$TMP/zhsums.out" check "WenetSpeech manifest hashes agree with the shared Chinese SHA256SUMS" test "$RC" = 0
+
+    run "$TMP/zhcheck.out" "$FETCH" --check "$ZHKWS" "$ZHMOBILE"
+    SHOW="$TMP/zhcheck.out" check "--check of the shared Chinese model against $ZHMOBILE exits 0" test "$RC" = 0
+    check "--check (Chinese): 12 ok (4 model files, 8 test files)" has "$TMP/zhcheck.out" '^12 ok, 0 mismatched, 0 missing$'
+    run "$TMP/zhfirst.out" "$FETCH" --check "$ZHKWS" sherpa-onnx-kws-zipformer-wenetspeech-3.3M-2024-01-01
+    check "--check (Chinese) against the first release: only the encoder differs" \
+        test "$RC" = 1 -a "$(grep -c '^  OK ' "$TMP/zhfirst.out")" = 3 -a "$(grep -c '^  MISMATCH  encoder-' "$TMP/zhfirst.out")" = 1
 fi
 
 # Usage errors: status 2.
@@ -257,6 +312,8 @@ else
     JOI="joiner-epoch-12-avg-2-chunk-16-left-64.int8.onnx"
     cp "$KWS/upstream-unpatched/$ENC" "$KWS/$DEC" "$KWS/$JOI" "$KWS/tokens.txt" "$KWS/bpe.model" "$SRC/"
     cp "$SRC/$ENC" "$SRC/$DEC" "$SRC/$JOI" "$SRC/tokens.txt" "$SRC/bpe.model" "$SRC/pkg/kws-test/"
+    mkdir -p "$SRC/test_wavs" "$SRC/pkg/kws-test/test_wavs"
+    cp "$KWS/test_wavs/0.wav" "$SRC/test_wavs/"; cp "$KWS/test_wavs/0.wav" "$SRC/pkg/kws-test/test_wavs/"
     HAVE_TAR=0
     if command -v tar >/dev/null && command -v bzip2 >/dev/null; then
         (cd "$SRC/pkg" && tar -cjf "$SRC/kws-test.tar.bz2" kws-test) && HAVE_TAR=1
@@ -273,6 +330,11 @@ else
             echo 'model_type = "zipformer2"'
             echo 'language = "en"'
             echo 'description = "test: per-file downloads"'
+            echo 'tokens_type = "bpe"'
+            echo 'license = "test"'
+            echo 'upstream = "https://example.invalid/files-model"'
+            echo "archive_url = \"file://$SRC/kws-test.tar.bz2\""
+            echo 'run_here = false'
             for f in "$ENC:encoder" "$DEC:decoder" "$JOI:joiner" "tokens.txt:tokens" "bpe.model:bpe"; do
                 role="${f##*:}"; f="${f%%:*}"
                 echo '[[model.file]]'
@@ -288,10 +350,14 @@ else
             echo 'model_type = "zipformer2"'
             echo 'language = "en"'
             echo 'description = "test: tarball members"'
+            echo 'tokens_type = "bpe"'
+            echo 'license = "test"'
+            echo 'upstream = "https://example.invalid/archive-model"'
+            echo 'run_here = false'
             echo "archive_url = \"file://$SRC/kws-test.tar.bz2\""
             echo "archive_sha256 = \"$archsha\""
             echo 'archive_source = "test"'
-            for f in "$ENC:encoder" "$DEC:decoder" "$JOI:joiner" "tokens.txt:tokens"; do
+            for f in "$ENC:encoder" "$DEC:decoder" "$JOI:joiner" "tokens.txt:tokens" "test_wavs/0.wav:test"; do
                 role="${f##*:}"; f="${f%%:*}"
                 echo '[[model.file]]'
                 echo "path = \"$f\""
@@ -363,8 +429,10 @@ else
         # Release tarball: archive hash checked, members extracted and verified.
         RC=0; ZIPVOX_MANIFEST="$TMP/good.toml" "$FETCH" archive-model "$TMP/a1" >"$TMP/a1.out" 2>&1 || RC=$?
         SHOW="$TMP/a1.out" check "fetch (tarball) exits 0" test "$RC" = 0
-        check "fetch (tarball) verified the archive and 4 members" \
-            test "$(grep -c '^  verified ' "$TMP/a1.out")" = 5 -a -f "$TMP/a1/$ENC" -a ! -e "$TMP/a1/bpe.model"
+        check "fetch (tarball) verified the archive and 5 members (one a test clip in test_wavs/)" \
+            test "$(grep -c '^  verified ' "$TMP/a1.out")" = 6 -a -f "$TMP/a1/$ENC" -a -f "$TMP/a1/test_wavs/0.wav" -a ! -e "$TMP/a1/bpe.model"
+        check "fetch (tarball) suggests transcribing the model's test clip" \
+            has "$TMP/a1.out" "zipvox transcribe --model $TMP/a1 $TMP/a1/test_wavs/0.wav"
         check "fetch (tarball) removed the archive" test ! -e "$TMP/a1/.zipvox-partial"
 
         RC=0; ZIPVOX_MANIFEST="$TMP/badarch.toml" "$FETCH" archive-model "$TMP/a2" >"$TMP/a2.out" 2>&1 || RC=$?
