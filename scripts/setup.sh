@@ -11,6 +11,11 @@ have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok
 for p in pkg-config libasound2-dev pulseaudio pulseaudio-utils libasound2-plugins alsa-utils systemd; do
   have_pkg "$p" || need_apt+=("$p")
 done
+# Model downloads (models/fetch.sh; scripts/quickstart.sh on a clone without ../shared):
+# curl, and bzip2 for the release tarballs.
+for p in curl bzip2; do
+  have_pkg "$p" || need_apt+=("$p")
+done
 if [ ${#need_apt[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   echo "setup: installing ${need_apt[*]}" >&2

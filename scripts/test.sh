@@ -15,6 +15,9 @@ cargo test --quiet
 echo "== model manifest"
 bash models/test_manifest.sh
 
+echo "== quickstart on a plain clone (model lookup, fetch and its errors; offline)"
+ZIPVOX_BIN=target/debug/zipvox bash scripts/test-quickstart.sh
+
 echo "== dev-set agreement with sherpa-onnx (greedy, int8)"
 # The test build is optimized enough (deps at opt-level 3): no separate release build.
 ZIPVOX_BIN=target/debug/zipvox bash scripts/eval-dev.sh
