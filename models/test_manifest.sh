@@ -171,6 +171,19 @@ RC=0; ZIPVOX_MANIFEST="$TMP/hash.toml" "$PY" "$HERE/manifest.py" validate >"$TMP
 check "validator rejects a malformed sha256" test "$RC" = 1
 RC=0; ZIPVOX_MANIFEST="$TMP/hash.toml" "$FETCH" --check "$TMP" "$MOBILE" >"$TMP/hash2.out" 2>&1 || RC=$?
 check "fetch.sh refuses an invalid manifest with status 2" test "$RC" = 2
+# ... and a model without a modeling unit, or with one sherpa-onnx does not have, or marked as
+# run here without saying how.
+sed '0,/^tokens_type = "ppinyin"$/{/^tokens_type = "ppinyin"$/d}' "$HERE/manifest.toml" >"$TMP/nott.toml"
+RC=0; ZIPVOX_MANIFEST="$TMP/nott.toml" "$PY" "$HERE/manifest.py" validate >"$TMP/nott.out" 2>&1 || RC=$?
+check "validator rejects a model without tokens_type, naming it" \
+    test "$RC" = 1 -a "$(grep -c 'wenetspeech-3.3M-2024-01-01-mobile: tokens_type must be one of' "$TMP/nott.out")" = 1
+sed 's/^tokens_type = "cjkchar"$/tokens_type = "cjkchars"/' "$HERE/manifest.toml" >"$TMP/badtt.toml"
+RC=0; ZIPVOX_MANIFEST="$TMP/badtt.toml" "$PY" "$HERE/manifest.py" validate >"$TMP/badtt.out" 2>&1 || RC=$?
+check "validator rejects an unknown tokens_type" test "$RC" = 1
+sed '/^tested = /d' "$HERE/manifest.toml" >"$TMP/notested.toml"
+RC=0; ZIPVOX_MANIFEST="$TMP/notested.toml" "$PY" "$HERE/manifest.py" validate >"$TMP/notested.out" 2>&1 || RC=$?
+check "validator rejects run_here = true without tested" \
+    test "$RC" = 1 -a "$(grep -c 'run_here = true needs `tested`' "$TMP/notested.out")" = 2
 
 # ---------------------------------------------------------------------------------------
 echo "# 2. fetch.sh --check against the shared 3.3M model ($KWS)"
