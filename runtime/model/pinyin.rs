@@ -717,6 +717,18 @@ mod tests {
     }
 
     #[test]
+    fn default_places_in_search_order() {
+        let c = Pinyin::default_candidates();
+        let exe_dir = std::env::current_exe().unwrap().parent().unwrap().to_path_buf();
+        assert_eq!(c[0], exe_dir.join("../share/zipvox/pinyin.dict"));
+        assert_eq!(c[1], Path::new("/usr/share/zipvox/pinyin.dict"));
+        assert!(c[2].ends_with("packaging/pinyin.dict") && c[2].is_file(), "{c:?}");
+        // Shared between streams and threads once loaded.
+        fn shareable<T: Send + Sync>() {}
+        shareable::<Pinyin>();
+    }
+
+    #[test]
     fn character_ranges() {
         let r = CharRanges(vec![(0x30, 0x39), (0x4e00, 0x9fff)]);
         assert!(r.contains('0') && r.contains('9') && r.contains('一') && r.contains('\u{9fff}'));
