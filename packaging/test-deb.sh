@@ -34,6 +34,7 @@ expect etc/zipvox/zipvox.toml -rw-r--r--
 expect usr/lib/sysusers.d/zipvox.conf -rw-r--r--
 expect var/lib/zipvox/models drwxr-xr-x
 expect var/lib/zipvox/models/README -rw-r--r--
+expect usr/share/zipvox/pinyin.dict -rw-r--r--
 expect usr/share/doc/zipvox/copyright -rw-r--r--
 expect usr/share/doc/zipvox/changelog.Debian.gz -rw-r--r--
 expect usr/share/doc/zipvox/README.md -rw-r--r--
@@ -59,6 +60,7 @@ dpkg-deb -e "$deb" "$tmp/ctl"
 check "conffiles lists /etc/zipvox/zipvox.toml" grep -qx /etc/zipvox/zipvox.toml "$tmp/ctl/conffiles"
 check "packaged unit is board/zipvox.service" cmp "$tmp/x/lib/systemd/system/zipvox.service" board/zipvox.service
 check "packaged config is board/zipvox.toml" cmp "$tmp/x/etc/zipvox/zipvox.toml" board/zipvox.toml
+check "packaged pinyin dictionary is packaging/pinyin.dict" cmp "$tmp/x/usr/share/zipvox/pinyin.dict" packaging/pinyin.dict
 check "unit runs /usr/bin/zipvox" grep -q '^ExecStart=/usr/bin/zipvox ' board/zipvox.service
 check "unit runs as user zipvox" grep -qx 'User=zipvox' board/zipvox.service
 check "default config points at /var/lib/zipvox/models" grep -q '^dir = "/var/lib/zipvox/models/' board/zipvox.toml

@@ -13,6 +13,8 @@
 #   /lib/systemd/system/zipvox.service          board/zipvox.service
 #   /etc/zipvox/zipvox.toml                     board/zipvox.toml (conffile: local edits survive upgrades)
 #   /usr/lib/sysusers.d/zipvox.conf             the system user zipvox, in group audio (and dialout)
+#   /usr/share/zipvox/pinyin.dict               Chinese → pinyin readings for plain-text keywords of
+#                                               pinyin models (packaging/pinyin.dict, from pypinyin)
 #   /var/lib/zipvox/models/                     where models go (one directory per model,
 #                                               `current` a symlink to the one in use)
 #   /usr/share/doc/zipvox/                      copyright, README.md, board guides, presets and
@@ -46,7 +48,7 @@ command -v "$readelf" >/dev/null || readelf=readelf
 for f in board/zipvox.service board/zipvox.toml; do
   [ -f "$f" ] || { echo "build-deb: $f is missing (the systemd unit and the default config are packaged from board/)" >&2; exit 1; }
 done
-for f in packaging/debian/postinst packaging/debian/prerm packaging/debian/postrm packaging/sysusers.d/zipvox.conf; do
+for f in packaging/debian/postinst packaging/debian/prerm packaging/debian/postrm packaging/sysusers.d/zipvox.conf packaging/pinyin.dict; do
   [ -f "$f" ] || { echo "build-deb: $f is missing" >&2; exit 1; }
 done
 
@@ -78,7 +80,8 @@ out=${CARGO_TARGET_DIR:-$ROOT/target}/debian
 stage=$out/zipvox_${version}_${arch}
 rm -rf "$stage"
 mkdir -p "$stage/DEBIAN" "$stage/usr/bin" "$stage/lib/systemd/system" "$stage/etc/zipvox" \
-  "$stage/usr/lib/sysusers.d" "$stage/var/lib/zipvox/models" "$stage/usr/share/doc/zipvox/examples"
+  "$stage/usr/lib/sysusers.d" "$stage/var/lib/zipvox/models" "$stage/usr/share/doc/zipvox/examples" \
+  "$stage/usr/share/zipvox"
 
 # Binary: stripped of the line tables (kept in target/ for symbolizing crash reports).
 strip_tool=${readelf%readelf}strip
@@ -92,6 +95,8 @@ install -m 0644 board/zipvox.service "$stage/lib/systemd/system/zipvox.service"
 install -m 0644 board/zipvox.toml "$stage/etc/zipvox/zipvox.toml"
 install -m 0644 packaging/sysusers.d/zipvox.conf "$stage/usr/lib/sysusers.d/zipvox.conf"
 install -m 0644 packaging/models-README "$stage/var/lib/zipvox/models/README"
+# Found by the binary as <exe>/../share/zipvox/pinyin.dict (runtime/model/pinyin.rs).
+install -m 0644 packaging/pinyin.dict "$stage/usr/share/zipvox/pinyin.dict"
 
 doc=$stage/usr/share/doc/zipvox
 install -m 0644 packaging/copyright "$doc/copyright"
