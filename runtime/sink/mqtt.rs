@@ -741,6 +741,55 @@ mod tests {
         }
     }
 
+    fn test_config(queue_size: usize) -> MqttConfig {
+        MqttConfig {
+            // Nothing listens on port 1 of loopback: the sink keeps retrying, messages stay queued.
+            broker: BrokerUrl::parse("mqtt://127.0.0.1:1").unwrap(),
+            password: None,
+            ca_file: None,
+            device_id: "unit".into(),
+            base_topic: "zipvox".into(),
+            keepalive: Duration::from_secs(30),
+            queue_size,
+            partials: false,
+            status_interval: Duration::from_secs(60),
+            reconnect_min: Duration::from_millis(50),
+            reconnect_max: Duration::from_millis(100),
+            ha_discovery: false,
+            ha_prefix: "homeassistant".into(),
+            version: "0".into(),
+            model: "m".into(),
+            language: "en".into(),
+        }
+    }
+
+    #[test]
+    fn events_go_to_their_topics_and_the_oldest_are_dropped_while_away() {
+        let stats = Arc::new(ServiceStats::default());
+        let sink = MqttSink::start(test_config(2), stats.clone()).unwrap();
+        let fin = |segment: usize| Event::Final { segment, text: format!("T{segment}"), start: 0.0, end: 1.0, tokens: vec![], timestamps: vec![] };
+        sink.publish(&fin(0));
+        sink.publish(&Event::Partial { segment: 1, text: "P".into() }); // partials off
+        sink.publish(&Event::Final { segment: 1, text: " ".into(), start: 0.0, end: 0.0, tokens: vec![], timestamps: vec![] });
+        sink.publish(&Event::Keyword { keyword: "HEY".into(), start: 0.0, end: 1.0 });
+        sink.publish(&fin(2));
+        sink.publish(&Event::Stats(serde_json::json!({})));
+        {
+            let o = sink.shared.outbox();
+            let got: Vec<(&str, &[u8])> = o.queue.iter().map(|m| (m.topic.as_str(), m.payload.as_slice())).collect();
+            assert_eq!(got.len(), 2, "queue bounded at 2");
+            assert_eq!(got[0], ("zipvox/unit/keyword", br#"{"type":"keyword","keyword":"HEY","start":0.0,"end":1.0}"#.as_slice()));
+            assert_eq!(got[1].0, "zipvox/unit/transcript");
+            assert!(o.queue.iter().all(|m| m.qos == QoS::AtLeastOnce && !m.retain));
+            assert!(o.partial.is_none());
+        }
+        assert_eq!((stats.mqtt_dropped.load(Relaxed), stats.mqtt_queued.load(Relaxed)), (1, 2));
+        assert!(!sink.is_connected());
+        let t = Instant::now();
+        sink.shutdown();
+        assert!(t.elapsed() < Duration::from_secs(2), "no flush wait while the broker is away");
+    }
+
     #[test]
     fn device_ids() {
         assert!(check_device_id("kitchen-pi_2").is_ok());
