@@ -8,12 +8,11 @@ mod common;
 #[path = "common/live.rs"]
 mod live;
 use common::*;
-use live::{Daemon, Pulse};
+use live::{collect, connect, Daemon, Pulse};
 use nix::sys::signal::Signal;
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
-use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -176,34 +175,6 @@ fn is(m: &Msg, leaf: &str, payload: &str) -> bool {
     m.topic.ends_with(leaf) && m.payload == payload
 }
 
-fn connect(path: &Path) -> UnixStream {
-    let t = Instant::now();
-    loop {
-        if let Ok(s) = UnixStream::connect(path) {
-            return s;
-        }
-        assert!(t.elapsed() < Duration::from_secs(60), "socket {} never accepted", path.display());
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// Reads socket events until `bye` or EOF, in a thread.
-fn collect(stream: UnixStream) -> std::thread::JoinHandle<Vec<Value>> {
-    std::thread::spawn(move || {
-        let mut events = vec![];
-        for line in BufReader::new(stream).lines() {
-            let Ok(line) = line else { break };
-            let v: Value = serde_json::from_str(&line).expect("each line is JSON");
-            let bye = v["type"] == "bye";
-            events.push(v);
-            if bye {
-                break;
-            }
-        }
-        events
-    })
-}
-
 /// `{"cmd":"stats"}` on a fresh connection.
 fn socket_stats(sock: &Path) -> Value {
     let mut c = connect(sock);
@@ -256,10 +227,7 @@ fn live_finals_match_the_socket_and_sigterm_leaves_offline_retained() {
     let broker = Broker::start(dir, "");
     let sock = dir.join("zv.sock");
     let live = Sub::start(broker.port, "zipvox/t1/#", &[]);
-    let mut daemon = Daemon::spawn(
-        dir,
-        &["--model", &model_arg(), "--device", "zvmic", "--socket", sock.to_str().unwrap(), "--mqtt", &broker.url(), "--device-id", "t1"],
-    );
+    let mut daemon = Daemon::spawn(dir, &["--model", &model_arg(), "--device", "zvmic", "--socket", sock.to_str().unwrap(), "--mqtt", &broker.url(), "--device-id", "t1"], None);
     live.wait("online", Duration::from_secs(60), |m| m.iter().any(|m| is(m, "/availability", "online")));
     // A subscriber that comes later gets the retained availability and status.
     let late = Sub::start(broker.port, "zipvox/t1/#", &[]);
@@ -310,6 +278,7 @@ fn finals_spoken_while_the_broker_is_down_arrive_once_in_order_after_it_returns(
             "--config", cfg.to_str().unwrap(), "--model", &model_arg(), "--device", "zvmic",
             "--socket", sock.to_str().unwrap(), "--mqtt", &broker.url(), "--device-id", "t2",
         ],
+        None,
     );
     observer.wait("online", Duration::from_secs(60), |m| m.iter().any(|m| is(m, "/availability", "online")));
     let client = collect(connect(&sock));
@@ -384,7 +353,7 @@ fn queue_overflow_drops_the_oldest_and_counts_them() {
         ),
     );
     let sock = dir.join("zv.sock");
-    let mut daemon = Daemon::spawn(dir, &["--config", cfg.to_str().unwrap(), "--model", &model_arg(), "--socket", sock.to_str().unwrap()]);
+    let mut daemon = Daemon::spawn(dir, &["--config", cfg.to_str().unwrap(), "--model", &model_arg(), "--socket", sock.to_str().unwrap()], None);
     let client = collect(connect(&sock));
     let t = Instant::now();
     let stats = loop {
@@ -471,12 +440,9 @@ fn tls_with_user_and_password_and_a_wrong_password_is_retried() {
     let cfg = write_config(dir, "zv.toml", "[mqtt]\nreconnect_min_s = 0.2\nreconnect_max_s = 0.5\nstatus_interval_s = 0.5\n");
     let common = ["--config", cfg.to_str().unwrap(), "--model", &model_arg(), "--device", "nosuchdevice", "--mqtt", &url, "--mqtt-ca-file", ca.to_str().unwrap()];
     let sock = dir.join("wrong.sock");
-    let mut wrong = Daemon::spawn(
-        dir,
-        &[&common[..], &["--device-id", "wrong", "--mqtt-password-file", bad.to_str().unwrap(), "--socket", sock.to_str().unwrap()]].concat(),
-    );
+    let mut wrong = Daemon::spawn(dir, &[&common[..], &["--device-id", "wrong", "--mqtt-password-file", bad.to_str().unwrap(), "--socket", sock.to_str().unwrap()]].concat(), None);
     let mut right =
-        Daemon::spawn(dir, &[&common[..], &["--device-id", "tls", "--mqtt-password-file", good.to_str().unwrap()]].concat());
+        Daemon::spawn(dir, &[&common[..], &["--device-id", "tls", "--mqtt-password-file", good.to_str().unwrap()]].concat(), None);
     observer.wait("online and status over TLS", Duration::from_secs(60), |m| {
         m.iter().any(|m| is(m, "tls/availability", "online")) && m.iter().any(|m| m.topic == "zipvox/tls/status")
     });
@@ -506,7 +472,7 @@ fn home_assistant_discovery_and_the_last_will_on_sigkill() {
     let broker = Broker::start(dir, "");
     let observer = Sub::start(broker.port, "#", &[]);
     let mut daemon =
-        Daemon::spawn(dir, &["--model", &model_arg(), "--device", "nosuchdevice", "--mqtt", &broker.url(), "--device-id", "t6", "--ha-discovery"]);
+        Daemon::spawn(dir, &["--model", &model_arg(), "--device", "nosuchdevice", "--mqtt", &broker.url(), "--device-id", "t6", "--ha-discovery"], None);
     let topic = "homeassistant/device/zipvox_t6/config";
     let seen = observer.wait("the discovery config", Duration::from_secs(60), |m| m.iter().any(|m| m.topic == topic));
     let config = seen.iter().find(|m| m.topic == topic).unwrap().json();

@@ -1,10 +1,13 @@
 //! Real parts for the live-service tests: a private PulseAudio whose null sink `zvmic` is the
-//! microphone (`scripts/pulse-mic.sh`, paced in real time), and a `zipvox listen` child with its
-//! log in a file. Included with `#[path = "common/live.rs"] mod live;` beside `mod common;`.
+//! microphone (`scripts/pulse-mic.sh`, paced in real time), a `zipvox listen` child with its
+//! log in a file, and socket clients. Included with `#[path = "common/live.rs"] mod live;` beside `mod common;`.
 #![allow(dead_code)]
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -64,7 +67,8 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    pub fn spawn(home: &Path, args: &[&str]) -> Daemon {
+    /// `notify`: a `NOTIFY_SOCKET` for the daemon (with a 0.4 s watchdog), or none.
+    pub fn spawn(home: &Path, args: &[&str], notify: Option<&Path>) -> Daemon {
         let log = home.join(format!("daemon-{}.log", unique()));
         let mut cmd = Command::new(crate::common::zipvox_bin());
         cmd.arg("listen")
@@ -76,6 +80,9 @@ impl Daemon {
             .env_remove("NOTIFY_SOCKET")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap());
+        if let Some(n) = notify {
+            cmd.env("NOTIFY_SOCKET", n).env("WATCHDOG_USEC", "400000");
+        }
         Daemon { child: cmd.spawn().expect("spawn zipvox listen"), log }
     }
 
@@ -126,4 +133,33 @@ impl Drop for Daemon {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Connects to the daemon's socket, waiting for it to appear.
+pub fn connect(path: &Path) -> UnixStream {
+    let t = Instant::now();
+    loop {
+        if let Ok(s) = UnixStream::connect(path) {
+            return s;
+        }
+        assert!(t.elapsed() < Duration::from_secs(60), "socket {} never accepted", path.display());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Reads socket events until `bye` or EOF, in a thread.
+pub fn collect(stream: UnixStream) -> std::thread::JoinHandle<Vec<Value>> {
+    std::thread::spawn(move || {
+        let mut events = vec![];
+        for line in BufReader::new(stream).lines() {
+            let Ok(line) = line else { break };
+            let v: Value = serde_json::from_str(&line).expect("each line is JSON");
+            let bye = v["type"] == "bye";
+            events.push(v);
+            if bye {
+                break;
+            }
+        }
+        events
+    })
 }
