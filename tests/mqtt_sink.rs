@@ -227,7 +227,7 @@ fn live_finals_match_the_socket_and_sigterm_leaves_offline_retained() {
     let broker = Broker::start(dir, "");
     let sock = dir.join("zv.sock");
     let live = Sub::start(broker.port, "zipvox/t1/#", &[]);
-    let mut daemon = Daemon::spawn(dir, &["--model", &model_arg(), "--device", "zvmic", "--socket", sock.to_str().unwrap(), "--mqtt", &broker.url(), "--device-id", "t1"], None);
+    let mut daemon = Daemon::spawn(dir, &["--model", &model_arg(), "--device", "zvmic", "--socket", sock.to_str().unwrap(), "--mqtt", &broker.url(), "--device-id", "t1", "--mqtt-partials"], None);
     live.wait("online", Duration::from_secs(60), |m| m.iter().any(|m| is(m, "/availability", "online")));
     // A subscriber that comes later gets the retained availability and status.
     let late = Sub::start(broker.port, "zipvox/t1/#", &[]);
@@ -253,7 +253,11 @@ fn live_finals_match_the_socket_and_sigterm_leaves_offline_retained() {
     assert!(!socket_finals.is_empty());
     assert_eq!(mqtt_finals, socket_finals, "the MQTT transcript payloads are the socket's final events");
     assert!(live.on("/transcript").iter().all(|m| m.qos == 1 && !m.retained));
-    assert!(live.on("/partial").is_empty(), "partials are off by default");
+    // Partials (asked for with --mqtt-partials; off by default): QoS 0, the socket's partial
+    // objects, of the segment whose final follows.
+    let partials = live.on("/partial");
+    assert!(!partials.is_empty(), "partials arrive");
+    assert!(partials.iter().all(|m| m.qos == 0 && m.json()["type"] == "partial" && m.json()["segment"] == socket_finals[0]["segment"]));
 
     // SIGTERM: `offline` published (retained) before the clean disconnect.
     live.wait("offline", Duration::from_secs(5), |m| m.last().is_some_and(|m| is(m, "/availability", "offline")));
