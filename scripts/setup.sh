@@ -7,8 +7,10 @@ need_apt=()
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 # Build: pkg-config, libasound2-dev. Tests: a private PulseAudio as the microphone (pulseaudio,
 # pulseaudio-utils for paplay/pactl, libasound2-plugins for the ALSA pulse plugin), systemd for
-# `systemd-analyze verify`.
-for p in pkg-config libasound2-dev pulseaudio pulseaudio-utils libasound2-plugins alsa-utils systemd; do
+# `systemd-analyze verify`; the MQTT sink's tests: a real broker (mosquitto), mosquitto_sub/pub/passwd
+# (mosquitto-clients; mosquitto_passwd ships with mosquitto) and openssl for the test certificates.
+for p in pkg-config libasound2-dev pulseaudio pulseaudio-utils libasound2-plugins alsa-utils systemd \
+         mosquitto mosquitto-clients openssl; do
   have_pkg "$p" || need_apt+=("$p")
 done
 # Model downloads (models/fetch.sh; scripts/quickstart.sh on a clone without ../shared):

@@ -4,119 +4,16 @@
 //! signals to the real process.
 
 mod common;
+#[path = "common/live.rs"]
+mod live;
 use common::*;
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
+use live::{collect, connect, Daemon, Pulse};
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::fd::AsFd;
 use std::os::unix::net::{UnixDatagram, UnixStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
-
-/// A private PulseAudio whose null sink `zvmic` is the microphone.
-struct Pulse {
-    dir: PathBuf,
-}
-
-impl Pulse {
-    fn start() -> Pulse {
-        // Unix socket paths are short: keep the dir directly under /tmp.
-        let dir = PathBuf::from(format!("/tmp/zvl-{}-{}", std::process::id(), rand_suffix()));
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/pulse-mic.sh");
-        let out = Command::new("bash").arg(&script).arg("start").arg(&dir).output().expect("run pulse-mic.sh");
-        assert!(
-            out.status.success(),
-            "could not start a private PulseAudio (install pulseaudio, pulseaudio-utils, libasound2-plugins): {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Pulse { dir }
-    }
-
-    /// Plays a WAV into the microphone (returns the paplay process).
-    fn play(&self, wav: &Path) -> Child {
-        Command::new("paplay")
-            .arg("-d")
-            .arg("zvmic")
-            .arg(wav)
-            .env("PULSE_SERVER", format!("unix:{}/pulse/native", self.dir.display()))
-            .env("HOME", &self.dir)
-            .env("XDG_RUNTIME_DIR", &self.dir)
-            .spawn()
-            .expect("paplay")
-    }
-}
-
-impl Drop for Pulse {
-    fn drop(&mut self) {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/pulse-mic.sh");
-        let _ = Command::new("bash").arg(script).arg("stop").arg(&self.dir).output();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn rand_suffix() -> u32 {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static N: AtomicU32 = AtomicU32::new(0);
-    N.fetch_add(1, Ordering::Relaxed) * 1000 + (Instant::now().elapsed().subsec_nanos() % 1000)
-}
-
-/// A running `zipvox listen` with its stderr captured in a file.
-struct Daemon {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Daemon {
-    fn spawn(home: &Path, args: &[&str], notify: Option<&Path>) -> Daemon {
-        let log = home.join(format!("daemon-{}.log", rand_suffix()));
-        let mut cmd = Command::new(zipvox_bin());
-        cmd.arg("listen")
-            .args(args)
-            .env("HOME", home)
-            .env("XDG_RUNTIME_DIR", home)
-            .env("RUST_LOG", "info")
-            .env_remove("ZIPVOX_MODEL")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap());
-        if let Some(n) = notify {
-            cmd.env("NOTIFY_SOCKET", n).env("WATCHDOG_USEC", "400000");
-        }
-        Daemon { child: cmd.spawn().expect("spawn zipvox listen"), log }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn terminate(&mut self) -> i32 {
-        kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM).unwrap();
-        self.wait(Duration::from_secs(20))
-    }
-
-    fn wait(&mut self, timeout: Duration) -> i32 {
-        let t = Instant::now();
-        loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                return s.code().unwrap_or(-1);
-            }
-            assert!(t.elapsed() < timeout, "daemon did not exit; log:\n{}", self.log());
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn alive(&mut self) -> bool {
-        self.child.try_wait().unwrap().is_none()
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// Waits for a datagram equal to `what` on the notify socket.
 fn wait_notify(sock: &UnixDatagram, what: &str, timeout: Duration) -> bool {
@@ -131,34 +28,6 @@ fn wait_notify(sock: &UnixDatagram, what: &str, timeout: Duration) -> bool {
         }
     }
     false
-}
-
-fn connect(path: &Path) -> UnixStream {
-    let t = Instant::now();
-    loop {
-        if let Ok(s) = UnixStream::connect(path) {
-            return s;
-        }
-        assert!(t.elapsed() < Duration::from_secs(30), "socket {} never accepted", path.display());
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// Reads events until `bye` or EOF, in a thread.
-fn collect(stream: UnixStream) -> std::thread::JoinHandle<Vec<Value>> {
-    std::thread::spawn(move || {
-        let mut events = vec![];
-        for line in BufReader::new(stream).lines() {
-            let Ok(line) = line else { break };
-            let v: Value = serde_json::from_str(&line).expect("each line is JSON");
-            let bye = v["type"] == "bye";
-            events.push(v);
-            if bye {
-                break;
-            }
-        }
-        events
-    })
 }
 
 fn finals_text(events: &[Value]) -> String {

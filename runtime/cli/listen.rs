@@ -1,6 +1,6 @@
 //! `zipvox listen` (the daemon) and `zipvox devices` (capture devices).
 
-use crate::service::config::{ListenConfig, SerialSection};
+use crate::service::config::{ListenConfig, MqttSection, SerialSection};
 use anyhow::Result;
 use clap::Args;
 use std::path::PathBuf;
@@ -40,6 +40,24 @@ pub struct ListenArgs {
     /// Also send partial results on the serial line.
     #[arg(long)]
     pub serial_partials: bool,
+    /// Publish to an MQTT broker: mqtt://[user@]host[:port] or mqtts://… (overrides [mqtt] broker).
+    #[arg(long, value_name = "URL")]
+    pub mqtt: Option<String>,
+    /// MQTT device id in the topics, [A-Za-z0-9_-] (default: the host name).
+    #[arg(long, value_name = "ID")]
+    pub device_id: Option<String>,
+    /// File whose first line is the MQTT password (for the user in the URL).
+    #[arg(long, value_name = "FILE")]
+    pub mqtt_password_file: Option<PathBuf>,
+    /// CA certificates (PEM) for mqtts:// (default: the system's CA store).
+    #[arg(long, value_name = "FILE")]
+    pub mqtt_ca_file: Option<PathBuf>,
+    /// Also publish partial results over MQTT (QoS 0).
+    #[arg(long)]
+    pub mqtt_partials: bool,
+    /// Publish a Home Assistant MQTT discovery config.
+    #[arg(long)]
+    pub ha_discovery: bool,
     /// Keep the 16 kHz audio the recognizer consumed in this WAV file.
     #[arg(long, value_name = "FILE")]
     pub record: Option<PathBuf>,
@@ -112,6 +130,33 @@ impl ListenArgs {
             if self.serial_partials {
                 s.partials = true;
             }
+        }
+        if let Some(url) = &self.mqtt {
+            c.mqtt.get_or_insert_with(MqttSection::default).broker = url.clone();
+        }
+        let mqtt_flag_without_broker = self.device_id.is_some()
+            || self.mqtt_password_file.is_some()
+            || self.mqtt_ca_file.is_some()
+            || self.mqtt_partials
+            || self.ha_discovery;
+        match c.mqtt.as_mut() {
+            Some(m) => {
+                if let Some(id) = &self.device_id {
+                    m.device_id = Some(id.clone());
+                }
+                if let Some(p) = &self.mqtt_password_file {
+                    m.password_file = Some(p.clone());
+                }
+                if let Some(p) = &self.mqtt_ca_file {
+                    m.ca_file = Some(p.clone());
+                }
+                m.partials |= self.mqtt_partials;
+                m.ha_discovery |= self.ha_discovery;
+            }
+            None if mqtt_flag_without_broker => {
+                anyhow::bail!("--device-id, --mqtt-password-file, --mqtt-ca-file, --mqtt-partials and --ha-discovery need --mqtt URL (or [mqtt] broker)")
+            }
+            None => {}
         }
         if let Some(r) = &self.record {
             c.recognizer.record = Some(r.clone());

@@ -15,6 +15,7 @@ pub struct ListenConfig {
     pub endpoint: EndpointConfig,
     pub socket: SocketSection,
     pub serial: Option<SerialSection>,
+    pub mqtt: Option<MqttSection>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -82,6 +83,118 @@ pub struct SerialSection {
     pub partials: bool,
 }
 
+/// `[mqtt]`: fleet output to an MQTT broker (see `sink::mqtt` and README "MQTT").
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct MqttSection {
+    /// `mqtt://[user@]host[:port]` or `mqtts://[user@]host[:port]` (TLS). Required.
+    pub broker: String,
+    /// `[A-Za-z0-9_-]`; default: the host name (up to its first dot, other characters as `-`).
+    pub device_id: Option<String>,
+    pub base_topic: String,
+    /// The broker password, on the file's first line (read at start, never logged).
+    pub password_file: Option<PathBuf>,
+    /// PEM CA certificates to trust for `mqtts://`; default: the system's CA store.
+    pub ca_file: Option<PathBuf>,
+    pub keepalive_s: u64,
+    /// Finals/keywords kept while the broker is away; beyond that the oldest are dropped.
+    pub queue_size: usize,
+    /// Also publish partials (QoS 0, coalesced).
+    pub partials: bool,
+    pub status_interval_s: f64,
+    /// Reconnect back-off: first delay, doubling up to the maximum.
+    pub reconnect_min_s: f64,
+    pub reconnect_max_s: f64,
+    /// Home Assistant MQTT discovery.
+    pub ha_discovery: bool,
+    pub ha_prefix: String,
+    /// Put in the status messages; default: guessed from the model's tokens (`zh`, `en`).
+    pub language: Option<String>,
+}
+
+impl Default for MqttSection {
+    fn default() -> Self {
+        MqttSection {
+            broker: String::new(),
+            device_id: None,
+            base_topic: "zipvox".into(),
+            password_file: None,
+            ca_file: None,
+            keepalive_s: 30,
+            queue_size: 1000,
+            partials: false,
+            status_interval_s: 60.0,
+            reconnect_min_s: 0.5,
+            reconnect_max_s: 30.0,
+            ha_discovery: false,
+            ha_prefix: "homeassistant".into(),
+            language: None,
+        }
+    }
+}
+
+impl MqttSection {
+    /// The sink's settings, checked: URL, device id, password file, topics, numbers. `version`,
+    /// `model`, `language` are left for the daemon to fill in.
+    pub fn resolve(&self) -> Result<crate::sink::mqtt::MqttConfig> {
+        use crate::sink::mqtt::{check_device_id, default_device_id, read_password_file, BrokerUrl, MqttConfig};
+        use std::time::Duration;
+        if self.broker.is_empty() {
+            bail!("[mqtt] needs broker = \"mqtt://host\" (or --mqtt URL)");
+        }
+        let broker = BrokerUrl::parse(&self.broker)?;
+        let device_id = self.device_id.clone().unwrap_or_else(default_device_id);
+        check_device_id(&device_id)?;
+        let password = self.password_file.as_deref().map(read_password_file).transpose()?;
+        if password.is_some() && broker.user.is_none() {
+            bail!("[mqtt] password_file is set but the broker URL names no user: use mqtt://USER@host");
+        }
+        if let Some(ca) = &self.ca_file {
+            if !broker.tls {
+                bail!("[mqtt] ca_file is only used with mqtts:// (the broker URL is mqtt://)");
+            }
+            std::fs::metadata(ca).with_context(|| format!("cannot read the MQTT CA file {}", ca.display()))?;
+        }
+        for (key, topic) in [("base_topic", &self.base_topic), ("ha_prefix", &self.ha_prefix)] {
+            if topic.is_empty() || topic.contains(['+', '#', '\0']) || topic.starts_with('/') || topic.ends_with('/') {
+                bail!("[mqtt] {key} '{topic}' is not a valid topic prefix (no + # or leading/trailing /)");
+            }
+        }
+        if !(5..=3600).contains(&self.keepalive_s) {
+            bail!("[mqtt] keepalive_s must be between 5 and 3600, not {}", self.keepalive_s);
+        }
+        if !(1..=1_000_000).contains(&self.queue_size) {
+            bail!("[mqtt] queue_size must be between 1 and 1000000, not {}", self.queue_size);
+        }
+        let secs = |key: &str, v: f64, lo: f64, hi: f64| -> Result<Duration> {
+            if !(lo..=hi).contains(&v) {
+                bail!("[mqtt] {key} must be between {lo} and {hi} seconds, not {v}");
+            }
+            Ok(Duration::from_secs_f64(v))
+        };
+        let reconnect_min = secs("reconnect_min_s", self.reconnect_min_s, 0.05, 3600.0)?;
+        let reconnect_max = secs("reconnect_max_s", self.reconnect_max_s, self.reconnect_min_s, 3600.0)?;
+        Ok(MqttConfig {
+            broker,
+            password,
+            ca_file: self.ca_file.clone(),
+            device_id,
+            base_topic: self.base_topic.clone(),
+            keepalive: Duration::from_secs(self.keepalive_s),
+            queue_size: self.queue_size,
+            partials: self.partials,
+            status_interval: secs("status_interval_s", self.status_interval_s, 0.1, 86400.0)?,
+            reconnect_min,
+            reconnect_max,
+            ha_discovery: self.ha_discovery,
+            ha_prefix: self.ha_prefix.clone(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            model: String::new(),
+            language: self.language.clone().unwrap_or_default(),
+        })
+    }
+}
+
 impl Default for ModelSection {
     fn default() -> Self {
         ModelSection { dir: None, precision: "int8".into(), threads: 1 }
@@ -129,6 +242,7 @@ impl Default for ListenConfig {
             endpoint: Default::default(),
             socket: Default::default(),
             serial: None,
+            mqtt: None,
         }
     }
 }
@@ -172,8 +286,11 @@ impl ListenConfig {
                 bail!("[serial] format must be text or ndjson, not '{}'", s.format);
             }
         }
-        if self.socket.path.is_none() && self.serial.is_none() {
-            log::warn!("no socket and no serial line configured: transcripts go to the log only");
+        if let Some(m) = &self.mqtt {
+            m.resolve()?;
+        }
+        if self.socket.path.is_none() && self.serial.is_none() && self.mqtt.is_none() {
+            log::warn!("no socket, serial line or MQTT broker configured: transcripts go to the log only");
         }
         Ok(())
     }
@@ -229,6 +346,33 @@ format = "ndjson"
         assert_eq!(c.endpoint.rule1, EndpointConfig::default().rule1);
         assert_eq!(c.serial.as_ref().unwrap().baud, 9600);
         assert_eq!(c.socket_mode(), Some(0o666));
+    }
+
+    #[test]
+    fn mqtt_section() {
+        let dir = tempfile::tempdir().unwrap();
+        let pw = dir.path().join("pw");
+        std::fs::write(&pw, "hunter2\n").unwrap();
+        let text = format!(
+            "[model]\ndir = \"/m\"\n[mqtt]\nbroker = \"mqtt://zv@broker.lan\"\ndevice_id = \"kitchen\"\npassword_file = \"{}\"\nqueue_size = 5\n",
+            pw.display()
+        );
+        let c = ListenConfig::from_toml(&text, Path::new("x.toml")).unwrap();
+        c.validate().unwrap();
+        let m = c.mqtt.as_ref().unwrap().resolve().unwrap();
+        assert_eq!((m.broker.port, m.device_id.as_str(), m.queue_size), (1883, "kitchen", 5));
+        assert_eq!(m.password.as_ref().unwrap().0, "hunter2");
+        assert_eq!(MqttSection::default().queue_size, 1000);
+        let bad = |extra: &str| {
+            let c = ListenConfig::from_toml(&format!("[model]\ndir = \"/m\"\n[mqtt]\n{extra}\n"), Path::new("x.toml")).unwrap();
+            c.validate().unwrap_err().to_string()
+        };
+        assert!(bad("broker = \"mqtt:/h\"").contains("malformed"));
+        assert!(bad("broker = \"amqp://h\"").contains("unknown scheme"));
+        assert!(bad("broker = \"mqtt://u@h\"\npassword_file = \"/nonexistent/pw\"").contains("/nonexistent/pw"));
+        assert!(bad("broker = \"mqtt://h\"\ndevice_id = \"a/b\"").contains("device id"));
+        assert!(bad("broker = \"mqtt://h\"\nqueue_size = 0").contains("queue_size"));
+        assert!(bad("").contains("broker"));
     }
 
     #[test]

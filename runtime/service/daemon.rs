@@ -1,7 +1,7 @@
 //! `zipvox listen`: the daemon's main loop.
 //!
-//! Threads: the capture thread (ALSA → ring, `audio::alsa_source`), the socket sink's I/O thread
-//! and the serial sink's writer (`sink`), and this one, the recognizer: it pops 16 kHz samples
+//! Threads: the capture thread (ALSA → ring, `audio::alsa_source`), the socket sink's I/O thread,
+//! the serial sink's writer and the MQTT sink's client (`sink`), and this one, the recognizer: it pops 16 kHz samples
 //! from the ring, runs the stream (`recognizer`), applies the endpoint rules, and publishes
 //! partial/final events. It also owns systemd readiness (READY=1 once the model is loaded and
 //! the device is open), the watchdog (pinged only while audio flows through the recognizer) and
@@ -19,6 +19,7 @@ use crate::recognizer::{Recognizer, Transcript};
 use crate::search::context_graph::load_hotwords;
 use crate::search::keyword::{load_keywords, KeywordConfig, KeywordSpotter};
 use crate::search::{DecodingConfig, DecodingMethod};
+use crate::sink::mqtt::MqttSink;
 use crate::sink::serial::{SerialConfig, SerialFormat, SerialSink};
 use crate::sink::socket::{SocketConfig, SocketSink};
 use crate::sink::Event;
@@ -34,6 +35,7 @@ const STEP_SAMPLES: usize = 1600;
 struct Sinks {
     socket: Option<SocketSink>,
     serial: Option<SerialSink>,
+    mqtt: Option<MqttSink>,
     stats: Arc<ServiceStats>,
 }
 
@@ -56,6 +58,9 @@ impl Sinks {
         if let Some(s) = &self.serial {
             s.publish(&event);
         }
+        if let Some(m) = &self.mqtt {
+            m.publish(&event);
+        }
     }
 
     fn shutdown(&self, reason: &str) {
@@ -65,6 +70,9 @@ impl Sinks {
         if let Some(s) = &self.serial {
             s.shutdown();
         }
+        if let Some(m) = &self.mqtt {
+            m.shutdown();
+        }
     }
 }
 
@@ -72,6 +80,19 @@ impl Sinks {
 enum Engine {
     Transcribe(Recognizer),
     Spot(KeywordSpotter),
+}
+
+/// The model's language as far as its tokens tell: `zh` for CJK characters or pinyin units,
+/// `en` for plain ASCII pieces, `""` when unsure (set `[mqtt] language`).
+fn guess_language(tokens: &crate::model::tokens::TokenTable) -> &'static str {
+    let symbols = || (0..tokens.len()).filter_map(|i| tokens.symbol(i));
+    if symbols().any(|s| s.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c) || "āáǎàōóǒòēéěèīíǐìūúǔùǖǘǚǜ".contains(c))) {
+        "zh"
+    } else if symbols().all(|s| s.chars().all(|c| c.is_ascii() || c == '\u{2581}')) {
+        "en"
+    } else {
+        ""
+    }
 }
 
 fn final_event(t: Transcript) -> Event {
@@ -158,7 +179,19 @@ pub fn run(config: ListenConfig) -> Result<i32> {
         })?),
         None => None,
     };
-    let sinks = Sinks { socket, serial, stats: stats.clone() };
+    // An unreachable broker is retried in the sink; a bad URL or password file failed in validate().
+    let mqtt = match &config.mqtt {
+        Some(m) => {
+            let mut cfg = m.resolve()?;
+            cfg.model = model_dir.display().to_string();
+            if cfg.language.is_empty() {
+                cfg.language = guess_language(&model.tokens).into();
+            }
+            Some(MqttSink::start(cfg, stats.clone())?)
+        }
+        None => None,
+    };
+    let sinks = Sinks { socket, serial, mqtt, stats: stats.clone() };
     let mut recording = config.recognizer.record.as_deref().map(Recording::create).transpose()?;
 
     // 3. Capture: the thread keeps retrying a missing device; READY waits for the first open.

@@ -26,6 +26,12 @@ pub struct ServiceStats {
     pub clients: AtomicU64,
     pub clients_total: AtomicU64,
     pub clients_dropped: AtomicU64,
+    /// MQTT sink: connected now (0/1), finals/keywords waiting for the broker now, dropped
+    /// because that queue was full, failed connection attempts.
+    pub mqtt_connected: AtomicU64,
+    pub mqtt_queued: AtomicU64,
+    pub mqtt_dropped: AtomicU64,
+    pub mqtt_reconnects: AtomicU64,
 }
 
 impl Default for ServiceStats {
@@ -43,6 +49,10 @@ impl Default for ServiceStats {
             clients: AtomicU64::new(0),
             clients_total: AtomicU64::new(0),
             clients_dropped: AtomicU64::new(0),
+            mqtt_connected: AtomicU64::new(0),
+            mqtt_queued: AtomicU64::new(0),
+            mqtt_dropped: AtomicU64::new(0),
+            mqtt_reconnects: AtomicU64::new(0),
         }
     }
 }
@@ -65,6 +75,10 @@ impl ServiceStats {
             "clients": self.clients.load(Relaxed),
             "clients_total": self.clients_total.load(Relaxed),
             "clients_dropped": self.clients_dropped.load(Relaxed),
+            "mqtt_connected": self.mqtt_connected.load(Relaxed),
+            "mqtt_queued": self.mqtt_queued.load(Relaxed),
+            "mqtt_dropped": self.mqtt_dropped.load(Relaxed),
+            "mqtt_reconnects": self.mqtt_reconnects.load(Relaxed),
         })
     }
 }
