@@ -124,11 +124,11 @@ fn pinyin_keywords_give_sherpa_onnx_hits() {
 fn a_pinyin_typo_is_an_error_naming_the_line_and_piece() {
     let tmp = tempfile::tempdir().unwrap();
     let path = tmp.path().join("kw.txt");
-    std::fs::write(&path, "zh ōu w àng j ūn @周望军\nw én s ēn t è k ǎ s uo @文森特卡索\n").unwrap();
+    std::fs::write(&path, "zh ōu w àng j ūn @周望军\nw én s ēn t è k ǎ s uǒx @文森特卡索\n").unwrap();
     let out = Command::new(zipvox_bin()).args(["spot", "--model"]).arg(dir()).arg("--keywords").arg(&path).arg(&clips()[0]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("line 2: 'uo' is not a token of the model"), "{err}");
+    assert!(err.contains("line 2: 'uǒx' is not a token of the model"), "{err}");
 }
 
 /// The same keywords written as plain Chinese: needs the pinyin converter (pinyin branch).
