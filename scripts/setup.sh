@@ -18,3 +18,9 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 command -v cargo >/dev/null || { echo "setup: cargo not found: install Rust with rustup (https://rustup.rs)" >&2; exit 1; }
+# The peer in the tests (tests/chinese_model.rs, tests/units.rs, scripts/eval-*.sh):
+# sherpa-onnx's Python package, with pypinyin and sentencepiece for its text2token.
+if ! python3 -c "import sherpa_onnx, numpy, sentencepiece, pypinyin, click" 2>/dev/null; then
+  echo "setup: installing sherpa-onnx, numpy, sentencepiece, pypinyin (pip)" >&2
+  python3 -m pip install -q "sherpa-onnx==2.0.1" numpy sentencepiece pypinyin click
+fi
