@@ -144,8 +144,8 @@ pub struct DecodingArgs {
     /// Active paths of modified beam search.
     #[arg(long, default_value_t = 4, value_name = "N")]
     pub beam: usize,
-    /// Contextual biasing: one phrase per line, plain words (tokenized with the model's
-    /// bpe.model) or BPE pieces, each optionally followed by :SCORE. Needs modified-beam-search.
+    /// Contextual biasing: one phrase per line, plain text (converted for the model's units)
+    /// or the model's tokens, each optionally followed by :SCORE. Needs modified-beam-search.
     #[arg(long, value_name = "FILE")]
     pub hotwords: Option<PathBuf>,
     /// Bonus per hotword token for lines without their own :SCORE.
