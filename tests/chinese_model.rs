@@ -25,14 +25,8 @@ fn clips() -> Vec<PathBuf> {
     (0..7).map(|i| dir().join(format!("test_wavs/{i}.wav"))).collect()
 }
 
-/// Whether sherpa-onnx's Python package is importable (else prints why the test is skipped).
 fn have_sherpa_onnx(test: &str) -> bool {
-    let ok = Command::new("python3").args(["-c", "import sherpa_onnx"]).output().is_ok_and(|o| o.status.success());
-    if !ok {
-        assert!(std::env::var_os("CI").is_none(), "{test}: python3 with sherpa-onnx is required under CI (scripts/setup.sh installs it)");
-        println!("SKIPPED {test}: python3 cannot import sherpa_onnx (pip install sherpa-onnx)");
-    }
-    ok
+    have_python(test, "sherpa_onnx")
 }
 
 fn json_lines(out: &std::process::Output) -> Vec<Value> {

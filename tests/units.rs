@@ -18,12 +18,7 @@ use zipvox::model::{ModelConfig, Precision, Transducer, TokensType};
 use zipvox::recognizer::transcribe_samples;
 
 fn have_sherpa_onnx(test: &str) -> bool {
-    let ok = Command::new("python3").args(["-c", "import sherpa_onnx, pypinyin, sentencepiece"]).output().is_ok_and(|o| o.status.success());
-    if !ok {
-        assert!(std::env::var_os("CI").is_none(), "{test}: python3 with sherpa-onnx is required under CI (scripts/setup.sh installs it)");
-        println!("SKIPPED {test}: python3 cannot import sherpa_onnx, pypinyin, sentencepiece");
-    }
-    ok
+    have_python(test, "sherpa_onnx, pypinyin, sentencepiece")
 }
 
 /// A model dir: the files of `from` symlinked, with `tokens` (symbols, ids in order) as tokens.txt.
