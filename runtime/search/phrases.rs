@@ -91,6 +91,17 @@ pub fn parse_phrase_line(text: &str, line: usize, is_token: &dyn Fn(&str) -> boo
     Ok(Some(out))
 }
 
+/// `s` for an error message, with invisible characters (controls, zero-width spaces, BOMs)
+/// written as `\u{…}` so the user can see what is wrong.
+fn shown(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            let invisible = c.is_control() || matches!(c, '\u{200b}'..='\u{200f}' | '\u{2060}' | '\u{feff}' | '\u{00ad}');
+            if invisible { c.escape_unicode().to_string() } else { c.to_string() }
+        })
+        .collect()
+}
+
 /// A byte-fallback piece (`<0xE4>`).
 fn is_byte_piece(w: &str) -> bool {
     w.len() == 6 && w.starts_with("<0x") && w.ends_with('>')
@@ -143,8 +154,9 @@ impl PhraseEncoder {
         if self.looks_like_tokens(words) {
             if let Some(bad) = words.iter().find(|w| !self.is_token(w)) {
                 bail!(
-                    "line {line}: '{bad}' is not a token of the model (the line is written as {} tokens); \
+                    "line {line}: '{}' is not a token of the model (the line is written as {} tokens); \
                      fix the piece, or write the phrase as plain text",
+                    shown(bad),
                     self.tokens_type
                 );
             }
@@ -181,7 +193,12 @@ impl PhraseEncoder {
             }
         };
         if let Some(bad) = units.iter().find(|u| !self.is_token(u)) {
-            bail!("line {line}: '{text}' gives the piece '{bad}', which is not a token of the model ({} units)", self.tokens_type);
+            bail!(
+                "line {line}: '{}' gives the piece '{}', which is not a token of the model ({} units)",
+                shown(&text),
+                shown(bad),
+                self.tokens_type
+            );
         }
         Ok((units, true))
     }
@@ -204,7 +221,7 @@ impl PhraseEncoder {
         let normalized = if bpe.has_lowercase() { text.to_string() } else { text.to_uppercase() };
         let pieces = bpe.encode(&normalized);
         if let Some(bad) = pieces.iter().find(|p| *p == bpe.unk_piece()) {
-            bail!("line {line}: '{text}' has characters the model cannot spell (piece '{bad}')");
+            bail!("line {line}: '{}' has characters the model cannot spell (piece '{bad}')", shown(text));
         }
         Ok(pieces)
     }
@@ -393,6 +410,12 @@ mod tests {
         let many = format!("{}\n", "\u{2581}HE ".repeat(MAX_PHRASE_TOKENS + 1));
         let err = e.read(&many, true).unwrap_err().to_string();
         assert!(err.contains("at most 128"), "{err}");
+    }
+
+    #[test]
+    fn invisible_characters_are_shown_in_errors() {
+        let err = encoder().read("HELLO\n\u{200b}WORLD\n", true).unwrap_err().to_string();
+        assert!(err.contains("line 2: '\\u{200b}WORLD' has characters the model cannot spell"), "{err}");
     }
 
     #[test]
