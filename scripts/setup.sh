@@ -27,7 +27,8 @@ fi
 command -v cargo >/dev/null || { echo "setup: cargo not found: install Rust with rustup (https://rustup.rs)" >&2; exit 1; }
 
 # Python packages the tests run as references, pinned where the result depends on the version:
-# tests/pinyin.rs runs sherpa-onnx's text2token with pypinyin (scripts/pinyin_reference.py; the
+# tests/pinyin.rs, tests/chinese_model.rs, tests/units.rs and scripts/eval-*.sh run sherpa-onnx
+# (and its text2token with pypinyin: scripts/pinyin_reference.py; the
 # dictionary in packaging/pinyin.dict is generated from the same pypinyin). Each is installed only
 # when missing or at another version.
 need_pip=()
@@ -35,7 +36,7 @@ py_has() { # py_has DIST [VERSION]
   python3 -c "import importlib.metadata as m, sys; v = m.version('$1'); sys.exit(0 if '${2:-}' in ('', v) else 1)" 2>/dev/null
 }
 command -v python3 >/dev/null || { echo "setup: python3 not found: install python3 and pip" >&2; exit 1; }
-for p in pypinyin==0.55.0 sherpa-onnx==2.0.1 sentencepiece; do
+for p in pypinyin==0.55.0 sherpa-onnx==2.0.1 sentencepiece numpy click; do
   py_has "${p%%==*}" "$(echo "$p" | sed -n 's/.*==//p')" || need_pip+=("$p")
 done
 if [ ${#need_pip[@]} -gt 0 ]; then

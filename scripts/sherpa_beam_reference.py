@@ -22,7 +22,8 @@ chunks), and {"file","detections":N} once per file. sherpa-onnx also resets a st
 after 1.5 s without a token; its API does not say when, so after such a silence the times
 printed here are early by the time from the last detection to that reset (keywords and order stay
 comparable; zipvox reports true absolute times). A keywords file of plain phrases (e.g.
-keywords_raw.txt) is first tokenized with bpe.model, as zipvox accepts it.
+keywords_raw.txt) is first tokenized with bpe.model, as zipvox accepts it; a model without
+bpe.model (pinyin) gets the file as it is.
 
 --fp32 takes the fp32 joiner (and encoder, when the directory has one; --encoder picks any).
 Needs: pip install sherpa-onnx numpy sentencepiece (sentencepiece for hotwords and plain
@@ -93,6 +94,8 @@ def keywords_file(path, model_dir):
     fields = lambda l: [w for w in l.split() if w[0] not in ":#@"]
     if all(fields(l) and fields(l)[0].startswith("\u2581") and all(w in syms for w in fields(l)) for l in lines):
         return path
+    if not os.path.exists(os.path.join(model_dir, "bpe.model")):
+        return path  # not a BPE model (e.g. pinyin): the lines are the model's tokens
     import sentencepiece as spm
     sp = spm.SentencePieceProcessor(model_file=os.path.join(model_dir, "bpe.model"))
     fd, out = tempfile.mkstemp(suffix=".txt")

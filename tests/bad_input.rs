@@ -153,3 +153,42 @@ fn corrupt_and_empty_wavs() {
     expect_error(&test_model_dir(), &cut, &["cut.wav", "truncated"]);
     expect_error(&test_model_dir(), Path::new("/nonexistent.wav"), &["/nonexistent.wav"]);
 }
+
+#[test]
+fn tokens_with_out_of_range_or_repeated_ids() {
+    let d = model_copy();
+    let tokens = std::fs::read_to_string(test_model_dir().join("tokens.txt")).unwrap();
+    let mut lines: Vec<String> = tokens.lines().map(String::from).collect();
+    // Red-team finding: this id used to panic (exit 101).
+    lines[18] = "\u{2581}IT 18446744073709551615".into();
+    replace(d.path(), "tokens.txt", (lines.join("\n") + "\n").as_bytes());
+    expect_error(d.path(), &wav0(), &["tokens.txt:19: token id 18446744073709551615 is out of range", "0..=499"]);
+    // Two lines with one id (so another is missing): used to be accepted, words run together.
+    lines[18] = format!("{} 17", lines[18].split(' ').next().unwrap());
+    replace(d.path(), "tokens.txt", (lines.join("\n") + "\n").as_bytes());
+    expect_error(d.path(), &wav0(), &["tokens.txt:19: token id 17 is used twice (also on line 18)"]);
+}
+
+#[test]
+fn hotwords_with_out_of_range_boosts_or_typo_pieces() {
+    let d = tempfile::tempdir().unwrap();
+    let run = |text: &str| {
+        let path = d.path().join("hotwords.txt");
+        std::fs::write(&path, text).unwrap();
+        let out = Command::new(zipvox_bin())
+            .args(["transcribe", "--decoding", "modified-beam-search", "--model"])
+            .arg(test_model_dir())
+            .arg("--hotwords")
+            .arg(&path)
+            .arg(wav0())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{text}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    // Red-team finding: this cut the last word off the transcript.
+    let e = run("BROTHELS :1e30\n");
+    assert!(e.contains("line 1: score ':1e30' must be a finite number in [-20, 20]"), "{e}");
+    let e = run("LIGHT UP\n\u{2581}L IGHT \u{2581}UP\n");
+    assert!(e.contains("line 2: '\u{2581}L' is not a token of the model"), "{e}");
+}

@@ -346,3 +346,32 @@ fn keyword_spotting_mode_sends_keyword_events_and_serial_lines() {
     assert!(events.iter().all(|e| e["type"] != "final"), "no transcripts in keyword mode");
     assert!(serial.contains("KEYWORD LIGHT UP\r\n"), "{serial:?}");
 }
+
+#[test]
+fn keyword_spotting_with_the_chinese_pinyin_model() {
+    let pulse = Pulse::start();
+    let dir = &pulse.dir;
+    let sock = dir.join("zv.sock");
+    let notify_path = dir.join("notify");
+    let notify = UnixDatagram::bind(&notify_path).unwrap();
+    let model = model_dir("kws-zipformer-zh-wenetspeech-3.3m");
+    let keywords = model.join("test_wavs/test_keywords.txt");
+    let mut daemon = Daemon::spawn(
+        dir,
+        &[
+            "--model", model.to_str().unwrap(), "--device", "zvmic", "--socket", sock.to_str().unwrap(),
+            "--keywords", keywords.to_str().unwrap(),
+        ],
+        Some(&notify_path),
+    );
+    assert!(wait_notify(&notify, "READY=1", Duration::from_secs(60)), "log:\n{}", daemon.log());
+    let client = collect(connect(&sock));
+    let mut player = pulse.play(&model.join("test_wavs/5.wav"));
+    assert!(player.wait().unwrap().success());
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(daemon.terminate(), 0, "log:\n{}", daemon.log());
+    let events = client.join().unwrap();
+    let spotted: Vec<&str> = events.iter().filter(|e| e["type"] == "keyword").map(|e| e["keyword"].as_str().unwrap()).collect();
+    // sherpa-onnx's KeywordSpotter on this clip (tests/chinese_model.rs compares the file path).
+    assert_eq!(spotted, vec!["周望军", "落实"], "{events:?}");
+}

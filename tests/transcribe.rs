@@ -29,6 +29,7 @@ fn fp32_reference_encoder_transcripts_equal_sherpa_onnx() {
         dir,
         precision: Precision::Int8,
         options: Default::default(),
+        tokens_type: None,
     };
     let m = std::sync::Arc::new(Transducer::load(&cfg).unwrap());
     for (wav, reference) in [("0.wav", REF_0), ("1.wav", REF_1)] {
@@ -47,6 +48,7 @@ fn upstream_unpatched_encoder_is_repaired_at_load() {
         dir,
         precision: Precision::Int8,
         options: Default::default(),
+        tokens_type: None,
     };
     let m = std::sync::Arc::new(Transducer::load(&cfg).unwrap());
     assert_eq!(m.encoder.repaired.len(), 6, "six SimpleDownsample Concats repaired");

@@ -28,6 +28,9 @@ pub struct ListenArgs {
     /// Group owning the socket file.
     #[arg(long, value_name = "GROUP")]
     pub socket_group: Option<String>,
+    /// Modelling units (bpe, cjkchar, cjkchar+bpe, ppinyin, fpinyin; default: detected).
+    #[arg(long, value_name = "TYPE", value_parser = crate::model::units::TOKENS_TYPES)]
+    pub tokens_type: Option<String>,
     /// Serial device for finals (e.g. /dev/ttyUSB0).
     #[arg(long, value_name = "DEV")]
     pub serial: Option<PathBuf>,
@@ -76,8 +79,8 @@ pub struct ListenArgs {
     /// Default hotword bonus (1.5).
     #[arg(long, value_name = "SCORE")]
     pub hotwords_score: Option<f32>,
-    /// Keyword spotting instead of transcription: keywords file (BPE pieces or plain phrases,
-    /// with optional :boost #threshold @display).
+    /// Keyword spotting instead of transcription: keywords file (the model's tokens or plain
+    /// text, with optional :boost #threshold @display).
     #[arg(long, value_name = "FILE")]
     pub keywords: Option<PathBuf>,
     /// Endpoint rule 1: trailing silence (s) that ends a segment even without speech.
@@ -103,6 +106,9 @@ impl ListenArgs {
         }
         if let Some(t) = self.threads {
             c.model.threads = t;
+        }
+        if let Some(t) = &self.tokens_type {
+            c.model.tokens_type = Some(t.clone());
         }
         if let Some(d) = &self.device {
             c.audio.device = d.clone();

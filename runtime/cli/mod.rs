@@ -7,6 +7,7 @@ pub mod bench;
 pub mod listen;
 pub mod info;
 pub mod spot;
+pub mod text2token;
 pub mod transcribe;
 
 use clap::{Args, Parser, Subcommand};
@@ -33,6 +34,8 @@ pub enum Command {
     Devices,
     /// Spot keywords in WAV files (sherpa-onnx's keyword spotter).
     Spot(spot::SpotArgs),
+    /// Show the model's tokens for keyword/hotword lines (sherpa-onnx's text2token).
+    Text2token(text2token::Text2TokenArgs),
 }
 
 /// Which model to load: shared by every subcommand that runs one.
@@ -60,6 +63,10 @@ pub struct ModelArgs {
     /// Cores the encoder may use (1: one core per stream). Transcripts do not depend on it.
     #[arg(long, value_name = "N", default_value_t = 1, env = "ZIPVOX_THREADS")]
     pub threads: usize,
+    /// Modelling units of the model, for plain-text keywords and hotwords (default: detected
+    /// from tokens.txt and bpe.model).
+    #[arg(long, value_name = "TYPE", value_parser = crate::model::units::TOKENS_TYPES)]
+    pub tokens_type: Option<String>,
 }
 
 impl ModelArgs {
@@ -79,6 +86,7 @@ impl ModelArgs {
                 joiner: self.joiner.clone(),
             },
             options: crate::model::LoadOptions { fuse: !self.no_fuse },
+            tokens_type: self.tokens_type.as_deref().and_then(|t| t.parse().ok()),
         }
     }
 }
@@ -136,8 +144,8 @@ pub struct DecodingArgs {
     /// Active paths of modified beam search.
     #[arg(long, default_value_t = 4, value_name = "N")]
     pub beam: usize,
-    /// Contextual biasing: one phrase per line, plain words (tokenized with the model's
-    /// bpe.model) or BPE pieces, each optionally followed by :SCORE. Needs modified-beam-search.
+    /// Contextual biasing: one phrase per line, plain text (converted for the model's units)
+    /// or the model's tokens, each optionally followed by :SCORE. Needs modified-beam-search.
     #[arg(long, value_name = "FILE")]
     pub hotwords: Option<PathBuf>,
     /// Bonus per hotword token for lines without their own :SCORE.
@@ -170,6 +178,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Listen(args) => listen::run(&args),
         Command::Devices => listen::devices(),
         Command::Spot(args) => spot::run(&args),
+        Command::Text2token(args) => text2token::run(&args),
     };
     match result {
         Ok(code) => code,

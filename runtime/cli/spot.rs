@@ -18,8 +18,9 @@ use std::sync::Arc;
 pub struct SpotArgs {
     #[command(flatten)]
     pub model: ModelArgs,
-    /// Keywords, one per line: BPE pieces (▁HE LL O ▁WORLD) or plain words (HELLO WORLD),
-    /// each optionally followed by :BOOST, #THRESHOLD and @DISPLAY_TEXT.
+    /// Keywords, one per line: the model's tokens (▁HE LL O ▁WORLD, x iǎo ài t óng x ué) or
+    /// plain text (HELLO WORLD, 小爱同学), each optionally followed by :BOOST, #THRESHOLD and
+    /// @DISPLAY_TEXT (`zipvox text2token` shows the tokens).
     #[arg(long, value_name = "FILE")]
     pub keywords: PathBuf,
     /// Print one JSON object per detection: file, keyword, start, end.

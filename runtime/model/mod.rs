@@ -15,6 +15,7 @@ pub mod pinyin;
 pub mod ops;
 pub mod rewrite;
 pub mod tokens;
+pub mod units;
 
 pub use decoder::{DecoderModel, DecoderRunner};
 pub use encoder::{EncoderModel, EncoderRunner, OpProfile};
@@ -22,6 +23,7 @@ pub use files::{FileOverrides, ModelFiles, Precision};
 
 pub use joiner::{JoinerModel, JoinerRunner};
 pub use tokens::TokenTable;
+pub use units::TokensType;
 
 use anyhow::{bail, Result};
 use std::path::PathBuf;
@@ -35,6 +37,8 @@ pub struct ModelConfig {
     pub precision: Precision,
     pub overrides: FileOverrides,
     pub options: LoadOptions,
+    /// The modelling units (`--tokens-type`); `None`: detected from the directory.
+    pub tokens_type: Option<TokensType>,
 }
 
 /// How to prepare the graphs.
@@ -59,6 +63,8 @@ pub struct Transducer {
     pub decoder: Arc<DecoderModel>,
     pub joiner: Arc<JoinerModel>,
     pub tokens: Arc<TokenTable>,
+    /// What the tokens are (given, or detected by [`TokensType::detect`]).
+    pub tokens_type: TokensType,
     /// Wall time spent loading (parse, analyse, optimize all three parts).
     pub load_time: Duration,
 }
@@ -83,6 +89,15 @@ impl Transducer {
                 decoder.meta.vocab_size
             );
         }
+        let has_bpe_file = files.bpe_model.is_some() || config.dir.join("bpe.vocab").is_file();
+        let tokens_type = match config.tokens_type {
+            Some(t) => t,
+            None => {
+                let t = TokensType::detect(&tokens, has_bpe_file);
+                log::debug!("{}: modelling units detected as {t}", files.tokens.display());
+                t
+            }
+        };
         let joiner = JoinerModel::load(&files.joiner, &config.options)?;
         if joiner.vocab_size != decoder.meta.vocab_size {
             bail!(
@@ -115,6 +130,7 @@ impl Transducer {
             decoder: Arc::new(decoder),
             joiner: Arc::new(joiner),
             tokens: Arc::new(tokens),
+            tokens_type,
             load_time: t0.elapsed(),
         })
     }

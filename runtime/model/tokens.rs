@@ -29,9 +29,20 @@ fn parse_byte_token(sym: &str) -> Option<u8> {
     u8::from_str_radix(hex, 16).ok()
 }
 
+/// A symbol as sherpa-onnx's symbol table shows it: a leading `▁` becomes a space.
+fn display_symbol(sym: &str) -> std::borrow::Cow<'_, str> {
+    match sym.strip_prefix(WORD_START) {
+        Some(rest) => format!(" {rest}").into(),
+        None => sym.into(),
+    }
+}
+
 impl TokenTable {
+    /// Parses `SYMBOL ID` lines. Ids must be `0..N` for the file's N symbols, each once; an
+    /// error names the line (an id past the end, an id used twice) or the missing id.
     pub fn parse(text: &str, path: &Path) -> Result<Self> {
-        let mut pairs: Vec<(usize, String)> = Vec::new();
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        let mut pairs: Vec<(usize, u64, String)> = Vec::new();
         for (lineno, line) in text.lines().enumerate() {
             let line = line.trim_end_matches('\r');
             if line.trim().is_empty() {
@@ -43,25 +54,31 @@ impl TokenTable {
                 Some((s, id)) => (s.trim_end().to_string(), id),
                 None => (" ".to_string(), line),
             };
-            let id: usize = id.parse().with_context(|| {
-                format!("{}:{}: expected 'SYMBOL ID', got '{line}'", path.display(), lineno + 1)
+            let id: u64 = id.parse().map_err(|_| {
+                anyhow::anyhow!("{}:{}: expected 'SYMBOL ID' with a non-negative integer id, got {line:?}", path.display(), lineno + 1)
             })?;
-            pairs.push((id, sym));
+            pairs.push((lineno + 1, id, sym));
         }
         if pairs.is_empty() {
             bail!("{}: no tokens in file", path.display());
         }
-        let n = pairs.iter().map(|(id, _)| id + 1).max().unwrap_or(0);
-        if n != pairs.len() {
-            bail!(
-                "{}: token ids are not 0..{} without gaps or duplicates ({} lines)",
-                path.display(),
-                n,
-                pairs.len()
-            );
-        }
+        let n = pairs.len();
+        // Line on which each id was given.
+        let mut seen: Vec<usize> = vec![0; n];
         let mut symbols = vec![String::new(); n];
-        for (id, sym) in pairs {
+        for (lineno, id, sym) in pairs {
+            if id >= n as u64 {
+                bail!(
+                    "{}:{lineno}: token id {id} is out of range: the file has {n} tokens, so ids must be 0..={}",
+                    path.display(),
+                    n - 1
+                );
+            }
+            let id = id as usize;
+            if seen[id] != 0 {
+                bail!("{}:{lineno}: token id {id} is used twice (also on line {})", path.display(), seen[id]);
+            }
+            seen[id] = lineno;
             symbols[id] = sym;
         }
         let unk_id = symbols.iter().position(|s| s == "<unk>");
@@ -124,7 +141,7 @@ impl TokenTable {
         for &id in ids {
             match self.piece(id) {
                 Piece::Byte(b) => bytes.push(b),
-                Piece::Text(s) => bytes.extend_from_slice(s.replace(WORD_START, " ").as_bytes()),
+                Piece::Text(s) => bytes.extend_from_slice(display_symbol(s).as_bytes()),
             }
         }
         String::from_utf8_lossy(&bytes).trim().to_string()
@@ -135,7 +152,7 @@ impl TokenTable {
         ids.iter()
             .map(|&id| match self.piece(id) {
                 Piece::Byte(b) => format!("<0x{b:02X}>"),
-                Piece::Text(s) => s.replace(WORD_START, " "),
+                Piece::Text(s) => display_symbol(s).into_owned(),
             })
             .collect()
     }
@@ -183,7 +200,61 @@ mod tests {
     fn rejects_malformed_files() {
         assert!(TokenTable::parse("", Path::new("t")).is_err());
         assert!(TokenTable::parse("a 0\nb x\n", Path::new("t")).is_err());
-        let e = TokenTable::parse("a 0\nb 2\n", Path::new("t")).unwrap_err();
-        assert!(format!("{e}").contains("without gaps"));
+        let e = TokenTable::parse("a 0\nb 2\n", Path::new("t")).unwrap_err().to_string();
+        assert!(e.contains("t:2: token id 2 is out of range") && e.contains("0..=1"), "{e}");
+        // The red-team reproducer: a huge id used to index out of bounds (exit 101).
+        let e = TokenTable::parse("a 0\n\u{2581}IT 18446744073709551615\n", Path::new("t")).unwrap_err().to_string();
+        assert!(e.contains("t:2: token id 18446744073709551615 is out of range"), "{e}");
+        let e = TokenTable::parse("a 0\nb -1\n", Path::new("t")).unwrap_err().to_string();
+        assert!(e.contains("t:2: expected 'SYMBOL ID'"), "{e}");
+        // Two lines with one id (so another id is missing).
+        let e = TokenTable::parse("a 0\nb 1\nc 1\n", Path::new("t")).unwrap_err().to_string();
+        assert!(e.contains("t:3: token id 1 is used twice (also on line 2)"), "{e}");
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_not_part_of_the_first_symbol() {
+        let t = TokenTable::parse("\u{feff}<blk> 0\na 1\n", Path::new("t")).unwrap();
+        assert_eq!(t.id("<blk>"), Some(0));
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        const GOOD: &str = "<blk> 0\n<sos/eos> 1\n<unk> 2\n\u{2581}HE 3\nLL 4\n<0xE2> 5\n#0 6\n";
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 2000, failure_persistence: None, ..ProptestConfig::default() })]
+
+            /// Any text: parses (and then texts any ids) or gives an error; never panics.
+            #[test]
+            fn random_text_never_panics(text in "(\\PC{0,12}( [0-9]{1,21})?\n){0,8}") {
+                if let Ok(t) = TokenTable::parse(&text, Path::new("t")) {
+                    let ids: Vec<usize> = (0..t.len() + 2).collect();
+                    let _ = (t.text(&ids), t.token_strings(&ids));
+                }
+            }
+
+            /// A real file with bytes changed, inserted or removed.
+            #[test]
+            fn mutated_files_never_panic(edits in proptest::collection::vec((0usize..64, any::<u8>(), 0u8..3), 1..6)) {
+                let mut bytes = GOOD.as_bytes().to_vec();
+                for (at, b, kind) in edits {
+                    let at = at % (bytes.len() + 1);
+                    match kind {
+                        0 if at < bytes.len() => bytes[at] = b,
+                        1 => bytes.insert(at, b),
+                        _ if at < bytes.len() => { bytes.remove(at); }
+                        _ => {}
+                    }
+                }
+                let text = String::from_utf8_lossy(&bytes);
+                if let Ok(mut t) = TokenTable::parse(&text, Path::new("t")) {
+                    t.drop_disambiguation_tail(3);
+                    let _ = t.text(&[0, 1, 2, 3, 4, 5, 99]);
+                }
+            }
+        }
     }
 }

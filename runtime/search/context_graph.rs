@@ -14,12 +14,7 @@
 //! adds the `output_score` of the state reached. In non-strict mode (hotwords), reaching a state
 //! with an output cashes the match in and returns to the root; strict mode (keywords) stays.
 
-use crate::model::bpe::{SentencePiece, SPACE_MARK};
-use crate::model::{TokenTable, Transducer};
-use anyhow::{bail, Context, Result};
 use std::collections::{HashMap, VecDeque};
-use std::path::Path;
-use std::sync::Arc;
 
 /// Index of a state in the graph; the root is [`ContextGraph::ROOT`].
 pub type StateId = usize;
@@ -238,136 +233,7 @@ impl ContextGraph {
     }
 }
 
-/// A parsed line of a hotwords or keywords file.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PhraseLine {
-    /// 1-based line number.
-    pub line: usize,
-    /// The phrase's tokens as written: BPE pieces, or plain words.
-    pub words: Vec<String>,
-    pub score: f32,
-    pub threshold: f32,
-    /// `@text`
-    pub display: String,
-}
-
-/// Splits a hotwords/keywords line into words and its `:score`, `#threshold`, `@display`
-/// fields. Fields that are tokens of the model (`is_token`) are never taken as modifiers.
-pub fn parse_phrase_line(text: &str, line: usize, is_token: &dyn Fn(&str) -> bool) -> Result<Option<PhraseLine>> {
-    let mut out = PhraseLine { line, words: vec![], score: 0.0, threshold: 0.0, display: String::new() };
-    for word in text.split_whitespace() {
-        if is_token(word) {
-            out.words.push(word.to_string());
-            continue;
-        }
-        let mut chars = word.chars();
-        let value = || word[1..].trim();
-        match chars.next() {
-            Some(':') => out.score = value().parse().with_context(|| format!("line {line}: bad score '{word}'"))?,
-            Some('#') => {
-                out.threshold = value().parse().with_context(|| format!("line {line}: bad threshold '{word}'"))?
-            }
-            Some('@') => out.display = word[1..].to_string(),
-            _ => out.words.push(word.to_string()),
-        }
-    }
-    if out.words.is_empty() {
-        if out.score != 0.0 || out.threshold != 0.0 || !out.display.is_empty() {
-            bail!("line {line}: no phrase before its :score/#threshold/@text");
-        }
-        return Ok(None);
-    }
-    Ok(Some(out))
-}
-
-/// Turns hotword and keyword lines into phrases of token ids. A line whose words are all
-/// tokens of the model, the first starting with `▁`, is taken as BPE pieces; any other line is
-/// plain text, tokenized with the model's SentencePiece model (uppercased first when the
-/// model has no lowercase pieces, as icefall's English models).
-pub struct PhraseEncoder {
-    tokens: Arc<TokenTable>,
-    bpe: Option<SentencePiece>,
-}
-
-impl PhraseEncoder {
-    pub fn new(tokens: Arc<TokenTable>, bpe: Option<SentencePiece>) -> Self {
-        PhraseEncoder { tokens, bpe }
-    }
-
-    /// The encoder for a model: its tokens, and its `bpe.model` when the directory has one.
-    pub fn for_model(model: &Transducer) -> Result<Self> {
-        let bpe = match &model.files.bpe_model {
-            Some(p) => Some(SentencePiece::load(p)?),
-            None => None,
-        };
-        Ok(Self::new(model.tokens.clone(), bpe))
-    }
-
-    fn is_token(&self, w: &str) -> bool {
-        self.tokens.id(w).is_some()
-    }
-
-    /// Token ids of a line's words; the flag says whether they were plain text.
-    pub fn encode_words(&self, words: &[String], line: usize) -> Result<(Vec<i32>, bool)> {
-        let pieces = words.first().is_some_and(|w| w.starts_with(SPACE_MARK)) && words.iter().all(|w| self.is_token(w));
-        if pieces {
-            let ids = words.iter().map(|w| self.tokens.id(w).expect("checked") as i32).collect();
-            return Ok((ids, false));
-        }
-        let text = words.join(" ");
-        let Some(bpe) = &self.bpe else {
-            bail!(
-                "line {line}: '{text}' is plain text but the model directory has no bpe.model to tokenize it; \
-                 write it as the model's BPE pieces (e.g. \u{2581}HE LL O \u{2581}WORLD)"
-            );
-        };
-        let normalized = if bpe.has_lowercase() { text.clone() } else { text.to_uppercase() };
-        let mut ids = Vec::new();
-        for piece in bpe.encode(&normalized) {
-            match self.tokens.id(&piece) {
-                Some(id) if piece != bpe.unk_piece() => ids.push(id as i32),
-                _ => bail!("line {line}: '{text}' has characters the model cannot spell (piece '{piece}')"),
-            }
-        }
-        Ok((ids, true))
-    }
-
-    /// Parses a hotwords (`keywords == false`: `:score` only) or keywords file (`:boost`,
-    /// `#threshold`, `@display`). Blank lines are skipped.
-    pub fn read(&self, text: &str, keywords: bool) -> Result<Vec<Phrase>> {
-        let mut out = vec![];
-        for (i, raw) in text.lines().enumerate() {
-            let is_token = |w: &str| self.is_token(w);
-            let Some(l) = parse_phrase_line(raw, i + 1, &is_token)? else { continue };
-            if !keywords && (l.threshold != 0.0 || !l.display.is_empty()) {
-                bail!("line {}: #threshold and @text apply to keywords, not hotwords", i + 1);
-            }
-            let (tokens, plain) = self.encode_words(&l.words, i + 1)?;
-            let text = if !l.display.is_empty() {
-                l.display.clone()
-            } else if plain && keywords {
-                l.words.join(" ")
-            } else {
-                String::new()
-            };
-            out.push(Phrase { tokens, score: l.score, ac_threshold: l.threshold, text });
-        }
-        Ok(out)
-    }
-}
-
-/// Reads a hotwords file (one phrase per line, BPE pieces or plain words, optional `:score`)
-/// into a context graph with `score` as the default bonus per token.
-pub fn load_hotwords(path: &Path, model: &Transducer, score: f32) -> Result<ContextGraph> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read hotwords file {}", path.display()))?;
-    let phrases = PhraseEncoder::for_model(model)?
-        .read(&text, false)
-        .with_context(|| format!("hotwords file {}", path.display()))?;
-    if phrases.is_empty() {
-        bail!("hotwords file {}: no phrases in it", path.display());
-    }
-    Ok(ContextGraph::new(&phrases, score, 0.0))
-}
+pub use super::phrases::{load_hotwords, parse_phrase_line, PhraseEncoder, PhraseLine};
 
 #[cfg(test)]
 mod tests {
@@ -483,64 +349,5 @@ mod tests {
         assert_eq!(g.state(b).token_score, 2.0);
         // Unknown tokens at the root stay at the root with no score.
         assert_eq!(g.forward(ContextGraph::ROOT, 42, true), Step { score: 0.0, state: 0, matched: None });
-    }
-
-    #[test]
-    fn parses_phrase_lines() {
-        let is_token = |w: &str| w.starts_with('\u{2581}') || w == "LL";
-        let l = parse_phrase_line("\u{2581}HE LL O \u{2581}WORLD :1.5 #0.3 @hello", 3, &is_token).unwrap().unwrap();
-        assert_eq!(l.words, ["\u{2581}HE", "LL", "O", "\u{2581}WORLD"]);
-        assert_eq!((l.score, l.threshold, l.display.as_str(), l.line), (1.5, 0.3, "hello", 3));
-        assert_eq!(parse_phrase_line("   ", 1, &is_token).unwrap(), None);
-        assert!(parse_phrase_line(":2", 1, &is_token).is_err());
-        assert!(parse_phrase_line("A :x", 1, &is_token).is_err());
-    }
-
-    fn encoder() -> PhraseEncoder {
-        use crate::model::bpe::{ModelType, Piece, PieceType};
-        let toks = "<blk> 0\n<sos/eos> 1\n<unk> 2\n\u{2581}HE 3\nLL 4\nO 5\n\u{2581}WORLD 6\n\u{2581} 7\nH 8\nE 9\nL 10\n";
-        let tokens = Arc::new(TokenTable::parse(toks, Path::new("tokens.txt")).unwrap());
-        let pieces = toks
-            .lines()
-            .map(|l| {
-                let sym = l.rsplit_once(' ').unwrap().0;
-                let kind = match sym {
-                    "<unk>" => PieceType::Unknown,
-                    "<blk>" | "<sos/eos>" => PieceType::UserDefined,
-                    _ => PieceType::Normal,
-                };
-                Piece { text: sym.into(), score: -1.0, kind }
-            })
-            .collect();
-        let bpe = SentencePiece::from_pieces(pieces, ModelType::Unigram, true, true, true);
-        PhraseEncoder::new(tokens, Some(bpe))
-    }
-
-    #[test]
-    fn reads_pieces_and_plain_text_lines() {
-        let e = encoder();
-        let text = "\u{2581}HE LL O \u{2581}WORLD :2 #0.4 @hi\n\nhello world\nHELLO :1.5\n";
-        let p = e.read(text, true).unwrap();
-        assert_eq!(p.len(), 3);
-        assert_eq!(p[0], Phrase { tokens: vec![3, 4, 5, 6], score: 2.0, ac_threshold: 0.4, text: "hi".into() });
-        assert_eq!(p[1], Phrase { tokens: vec![3, 4, 5, 6], score: 0.0, ac_threshold: 0.0, text: "hello world".into() });
-        assert_eq!(p[2].tokens, vec![3, 4, 5]);
-        assert_eq!(p[2].score, 1.5);
-        // Hotwords: no display text, no thresholds.
-        let h = e.read("HELLO WORLD :3\n", false).unwrap();
-        assert_eq!(h[0], Phrase { tokens: vec![3, 4, 5, 6], score: 3.0, ac_threshold: 0.0, text: String::new() });
-        assert!(e.read("HELLO #0.3\n", false).is_err());
-        // Characters outside the vocabulary are an error, not a silent <unk>.
-        let err = e.read("HELLO Q\n", false).unwrap_err();
-        assert!(format!("{err:#}").contains("cannot spell"), "{err:#}");
-    }
-
-    #[test]
-    fn plain_text_needs_a_bpe_model() {
-        let e = encoder();
-        let no_bpe = PhraseEncoder::new(e.tokens.clone(), None);
-        assert!(no_bpe.read("\u{2581}HE LL O\n", true).is_ok());
-        let err = no_bpe.read("HELLO\n", true).unwrap_err();
-        assert!(format!("{err:#}").contains("no bpe.model"), "{err:#}");
     }
 }

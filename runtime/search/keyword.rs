@@ -46,11 +46,12 @@ impl Default for KeywordConfig {
 /// Trailing silence after which the spotter resets itself (sherpa-onnx: 1.5 s).
 const SILENCE_RESET_SECONDS: f32 = 1.5;
 
-/// Reads a keywords file: one keyword per line, as BPE pieces (`▁HE LL O ▁WORLD`) or plain
-/// words (`HELLO WORLD`, tokenized with the model's `bpe.model`), each optionally followed by
-/// `:boost`, `#threshold` and `@display-text`.
+/// Reads a keywords file: one keyword per line, as the model's tokens (`▁HE LL O ▁WORLD`,
+/// `x iǎo ài t óng x ué`) or plain text (`HELLO WORLD`, `小爱同学`, converted for the model's
+/// units, see [`super::phrases`]), each optionally followed by `:boost`, `#threshold` and
+/// `@display-text`.
 pub fn load_keywords(path: &Path, model: &Transducer, config: &KeywordConfig) -> Result<ContextGraph> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read keywords file {}", path.display()))?;
+    let text = super::phrases::read_phrase_file(path, "keywords")?;
     let encoder = PhraseEncoder::for_model(model)?;
     let phrases = encoder.read(&text, true).with_context(|| format!("keywords file {}", path.display()))?;
     if phrases.is_empty() {

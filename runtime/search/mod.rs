@@ -7,6 +7,7 @@ pub mod endpoint;
 pub mod greedy;
 pub mod hypothesis;
 pub mod keyword;
+pub mod phrases;
 
 pub use beam::ModifiedBeamSearch;
 pub use context_graph::ContextGraph;

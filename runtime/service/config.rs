@@ -27,6 +27,8 @@ pub struct ModelSection {
     pub precision: String,
     /// Cores the encoder may use (1 = one core per stream; see `kernels::threads`).
     pub threads: usize,
+    /// Modelling units (`bpe`, `cjkchar`, `cjkchar+bpe`, `ppinyin`, `fpinyin`); unset: detected.
+    pub tokens_type: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -197,7 +199,7 @@ impl MqttSection {
 
 impl Default for ModelSection {
     fn default() -> Self {
-        ModelSection { dir: None, precision: "int8".into(), threads: 1 }
+        ModelSection { dir: None, precision: "int8".into(), threads: 1, tokens_type: None }
     }
 }
 
@@ -269,6 +271,9 @@ impl ListenConfig {
         }
         if !(1..=crate::kernels::threads::MAX_THREADS).contains(&self.model.threads) {
             bail!("[model] threads must be between 1 and {}, not {}", crate::kernels::threads::MAX_THREADS, self.model.threads);
+        }
+        if let Some(t) = &self.model.tokens_type {
+            t.parse::<crate::model::TokensType>().map_err(|e| anyhow::anyhow!("[model] tokens_type: {e}"))?;
         }
         crate::search::DecodingMethod::from_name(&self.recognizer.decoding, self.recognizer.beam)
             .map_err(|e| anyhow::anyhow!("[recognizer] decoding: {e}"))?;

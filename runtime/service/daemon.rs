@@ -137,6 +137,7 @@ pub fn run(config: ListenConfig) -> Result<i32> {
     let model = Arc::new(Transducer::load(&ModelConfig {
         dir: model_dir.clone(),
         precision: config.model.precision.parse().unwrap_or_default(),
+        tokens_type: config.model.tokens_type.as_deref().map(str::parse).transpose()?,
         ..Default::default()
     })?);
     log::info!("model {} loaded in {:.2?} ({})", model_dir.display(), model.load_time, model.encoder.meta.describe());

@@ -49,3 +49,17 @@ pub fn read_wav(path: &std::path::Path) -> Vec<f32> {
 pub fn zipvox_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_zipvox"))
 }
+
+/// Whether python3 can import `modules` (sherpa-onnx as the peer, …). When not, prints why the
+/// calling test skips its comparison, except under CI (`$CI` set), where it fails.
+pub fn have_python(test: &str, modules: &str) -> bool {
+    let ok = std::process::Command::new("python3")
+        .args(["-c", &format!("import {modules}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        assert!(std::env::var_os("CI").is_none(), "{test}: python3 with {modules} is required under CI (scripts/setup.sh installs it)");
+        println!("SKIPPED {test}: python3 cannot import {modules}");
+    }
+    ok
+}
