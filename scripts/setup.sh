@@ -8,7 +8,8 @@ have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok
 # Build: pkg-config, libasound2-dev. Tests: a private PulseAudio as the microphone (pulseaudio,
 # pulseaudio-utils for paplay/pactl, libasound2-plugins for the ALSA pulse plugin), systemd for
 # `systemd-analyze verify`.
-for p in pkg-config libasound2-dev pulseaudio pulseaudio-utils libasound2-plugins alsa-utils systemd; do
+# sox: test audio in other rates/channels (tests/wyoming.rs).
+for p in pkg-config libasound2-dev pulseaudio pulseaudio-utils libasound2-plugins alsa-utils systemd sox; do
   have_pkg "$p" || need_apt+=("$p")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then
@@ -18,3 +19,22 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 command -v cargo >/dev/null || { echo "setup: cargo not found: install Rust with rustup (https://rustup.rs)" >&2; exit 1; }
+
+# Python packages the tests use as real peers and clients: sherpa-onnx (reference transcripts and
+# keyword spotting), the `wyoming` package (pinned: the protocol version zipvox implements) with
+# its HTTP gateway's needs (flask, asgiref, swagger-ui-py), wyoming-bench, python-zeroconf.
+need_pip=()
+py_has() { python3 -c "import $1" 2>/dev/null; }
+py_version() { python3 -c "import importlib.metadata as m; print(m.version('$1'))" 2>/dev/null; }
+[ "$(py_version wyoming)" = 1.10.2 ] || need_pip+=("wyoming==1.10.2")
+[ -n "$(py_version wyoming-bench)" ] || need_pip+=(wyoming-bench)
+[ -n "$(py_version sherpa-onnx)" ] || need_pip+=("sherpa-onnx==2.0.1")
+py_has numpy || need_pip+=(numpy)
+py_has zeroconf || need_pip+=(zeroconf)
+py_has flask || need_pip+=(flask)
+py_has asgiref || need_pip+=(asgiref)
+py_has swagger_ui || need_pip+=(swagger-ui-py)
+if [ ${#need_pip[@]} -gt 0 ]; then
+  echo "setup: pip installing ${need_pip[*]}" >&2
+  python3 -m pip install -q "${need_pip[@]}"
+fi

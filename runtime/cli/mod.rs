@@ -8,6 +8,7 @@ pub mod listen;
 pub mod info;
 pub mod spot;
 pub mod transcribe;
+pub mod wyoming;
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -33,6 +34,8 @@ pub enum Command {
     Devices,
     /// Spot keywords in WAV files (sherpa-onnx's keyword spotter).
     Spot(spot::SpotArgs),
+    /// Serve speech-to-text and wake words over the Wyoming protocol (Home Assistant).
+    Wyoming(wyoming::WyomingArgs),
 }
 
 /// Which model to load: shared by every subcommand that runs one.
@@ -170,6 +173,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Listen(args) => listen::run(&args),
         Command::Devices => listen::devices(),
         Command::Spot(args) => spot::run(&args),
+        Command::Wyoming(args) => wyoming::run(&args),
     };
     match result {
         Ok(code) => code,

@@ -309,7 +309,11 @@ impl PhraseEncoder {
 
     /// Token ids of a line's words; the flag says whether they were plain text.
     pub fn encode_words(&self, words: &[String], line: usize) -> Result<(Vec<i32>, bool)> {
-        let pieces = words.first().is_some_and(|w| w.starts_with(SPACE_MARK)) && words.iter().all(|w| self.is_token(w));
+        // Without a bpe.model (pinyin and other non-BPE models: `zh ōu w àng`), a line of the
+        // model's own tokens is taken as pieces whatever its first token looks like.
+        let pieces = (self.bpe.is_none() || words.first().is_some_and(|w| w.starts_with(SPACE_MARK)))
+            && !words.is_empty()
+            && words.iter().all(|w| self.is_token(w));
         if pieces {
             let ids = words.iter().map(|w| self.tokens.id(w).expect("checked") as i32).collect();
             return Ok((ids, false));
