@@ -282,19 +282,22 @@ fn garbage_gets_an_error_or_a_close_and_the_server_keeps_serving() {
     let mut s = Server::start(&test_model_dir(), &[]);
     let wav = test_wav("0.wav");
     let expected = transcribe(std::slice::from_ref(&wav));
-    // Warm-up (allocator arenas, thread stacks, the first stream's buffers), then the same
-    // again: the second half must not grow.
+    // Warm-up (allocator arenas, thread stacks, the first stream's buffers), then 18 rounds
+    // more (180 connections, 54 MB of oversized header lines): a leak of any frame buffer
+    // (64 KiB header buffer, 3 MB line, 100 KB of random bytes) per connection would add tens of
+    // MB. What may still appear is a malloc arena when two connection threads overlap (bounded
+    // by the connection cap), a few MB at most.
     let mut rss = vec![];
-    for _ in 0..3 {
+    for _ in 0..4 {
         for _ in 0..6 {
             garbage_round(s.port);
         }
         check_transcript(&client(&["transcribe", &s.uri, wav.to_str().unwrap()])[0], &expected[0]);
         rss.push(s.rss_kib());
     }
-    println!("RSS after 6, 12, 18 garbage rounds (and a transcription each): {rss:?} KiB");
+    println!("RSS after 6, 12, 18, 24 garbage rounds (and a transcription each): {rss:?} KiB");
     assert!(s.alive());
-    assert!(rss[2] < rss[1] + 1024, "RSS grew under garbage: {rss:?} KiB");
+    assert!(rss[3] < rss[0] + 8192, "RSS grew under garbage: {rss:?} KiB");
 }
 
 #[test]
