@@ -458,3 +458,22 @@ fn endpointing_sends_the_transcript_before_audio_stop_and_unix_sockets_work() {
     let latency = r["final_latency_ms"].as_f64().unwrap();
     assert!(latency < 0.0, "with --endpointing the transcript arrives before audio-stop is sent: {r}");
 }
+
+#[test]
+fn beam_search_streams_only_what_no_path_retracts() {
+    let s = Server::start(&test_model_dir(), &["--decoding", "modified-beam-search"]);
+    let wavs = [test_wav("0.wav"), test_wav("1.wav")];
+    for wav in &wavs {
+        let out = Command::new(zipvox_bin())
+            .args(["transcribe", "--decoding", "modified-beam-search", "--model"])
+            .arg(test_model_dir())
+            .arg(wav)
+            .output()
+            .unwrap();
+        let expected = String::from_utf8(out.stdout).unwrap().trim().to_string();
+        let r = &client(&["transcribe", &s.uri, wav.to_str().unwrap()])[0];
+        // The deltas add up to the beam-search result: nothing sent was taken back.
+        check_transcript(r, &expected);
+        assert!(strs(&r["deltas"]).len() > 3, "{r}");
+    }
+}
