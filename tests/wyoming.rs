@@ -477,3 +477,19 @@ fn beam_search_streams_only_what_no_path_retracts() {
         assert!(strs(&r["deltas"]).len() > 3, "{r}");
     }
 }
+
+#[test]
+fn describe_is_answered_while_a_large_model_loads_and_transcribe_waits_for_it() {
+    // The 66M benchmark model takes seconds to load in the test build.
+    let s = Server::start(&model_dir("bench-zipformer2-medium-random"), &[]);
+    let r = &client(&["describe", &s.uri])[0];
+    let loading = !s.log().contains("ready after");
+    println!("describe answered in {:.1} ms, model still loading: {loading}", r["seconds"].as_f64().unwrap() * 1000.0);
+    assert!(r["seconds"].as_f64().unwrap() < 1.0, "{r}");
+    assert!(loading, "the model had loaded before describe was answered; the check proves nothing: {}", s.log());
+    // A transcription asked for now waits for the model instead of failing.
+    let r = &client(&["transcribe", &s.uri, test_wav("0.wav").to_str().unwrap()])[0];
+    let types = strs(&r["types"]);
+    assert_eq!((types.first().map(String::as_str), types.last().map(String::as_str)), (Some("transcript-start"), Some("transcript-stop")), "{r}");
+    assert!(s.log().contains("ready after"));
+}
