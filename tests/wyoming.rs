@@ -255,7 +255,7 @@ fn garbage_round(port: u16) {
     let mut long = vec![b'{'; 3 << 20];
     long.push(b'\n');
     let (out, closed) = exchange(port, &long);
-    assert!(closed && out.contains("header line longer"), "3 MB header: {out}");
+    assert!(closed && out.contains("header line longer"), "3 MB header: closed={closed}, got {out:?}");
     // Zero formats: an error, and the connection stays usable (describe still answered).
     for fmt in ["\"rate\":0,\"width\":2,\"channels\":1", "\"rate\":16000,\"width\":0,\"channels\":1", "\"rate\":16000,\"width\":2,\"channels\":0"] {
         let frames = format!(

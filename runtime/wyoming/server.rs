@@ -50,7 +50,7 @@ pub enum Closer {
 }
 
 const LINGER_BYTES: usize = 8 << 20;
-const LINGER_TIME: Duration = Duration::from_secs(1);
+const LINGER_TIME: Duration = Duration::from_secs(2);
 
 impl Closer {
     fn linger(&self) {
@@ -68,13 +68,13 @@ impl Closer {
         match self {
             Closer::Tcp(s) => {
                 let _ = s.shutdown(std::net::Shutdown::Write);
-                let _ = s.set_read_timeout(Some(Duration::from_millis(200)));
+                let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
                 let mut s = s;
                 read(&mut |b| s.read(b));
             }
             Closer::Unix(s) => {
                 let _ = s.shutdown(std::net::Shutdown::Write);
-                let _ = s.set_read_timeout(Some(Duration::from_millis(200)));
+                let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
                 let mut s = s;
                 read(&mut |b| s.read(b));
             }
