@@ -20,21 +20,22 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 command -v cargo >/dev/null || { echo "setup: cargo not found: install Rust with rustup (https://rustup.rs)" >&2; exit 1; }
 
-# Python packages the tests use as real peers and clients: sherpa-onnx (reference transcripts and
-# keyword spotting), the `wyoming` package (pinned: the protocol version zipvox implements) with
-# its HTTP gateway's needs (flask, asgiref, swagger-ui-py), wyoming-bench, python-zeroconf.
-need_pip=()
-py_has() { python3 -c "import $1" 2>/dev/null; }
-py_version() { python3 -c "import importlib.metadata as m; print(m.version('$1'))" 2>/dev/null; }
-[ "$(py_version wyoming)" = 1.10.2 ] || need_pip+=("wyoming==1.10.2")
-[ -n "$(py_version wyoming-bench)" ] || need_pip+=(wyoming-bench)
-[ -n "$(py_version sherpa-onnx)" ] || need_pip+=("sherpa-onnx==2.0.1")
-py_has numpy || need_pip+=(numpy)
-py_has zeroconf || need_pip+=(zeroconf)
-py_has flask || need_pip+=(flask)
-py_has asgiref || need_pip+=(asgiref)
-py_has swagger_ui || need_pip+=(swagger-ui-py)
-if [ ${#need_pip[@]} -gt 0 ]; then
-  echo "setup: pip installing ${need_pip[*]}" >&2
-  python3 -m pip install -q "${need_pip[@]}"
+# Python packages tests/wyoming.rs uses as real peers and clients: sherpa-onnx (reference keyword
+# spotting), the `wyoming` package (pinned: the protocol version zipvox implements) with its HTTP
+# gateway's needs (flask, asgiref, swagger-ui-py), wyoming-bench, python-zeroconf.
+wyoming_pip=()
+py_import() { python3 -c "import $1" 2>/dev/null; }
+py_dist_version() { python3 -c "import importlib.metadata as m; print(m.version('$1'))" 2>/dev/null; }
+[ "$(py_dist_version wyoming)" = 1.10.2 ] || wyoming_pip+=("wyoming==1.10.2")
+[ -n "$(py_dist_version wyoming-bench)" ] || wyoming_pip+=(wyoming-bench)
+[ -n "$(py_dist_version sherpa-onnx)" ] || wyoming_pip+=("sherpa-onnx==2.0.1")
+py_import numpy || wyoming_pip+=(numpy)
+py_import zeroconf || wyoming_pip+=(zeroconf)
+py_import flask || wyoming_pip+=(flask)
+py_import asgiref || wyoming_pip+=(asgiref)
+py_import swagger_ui || wyoming_pip+=(swagger-ui-py)
+if [ ${#wyoming_pip[@]} -gt 0 ]; then
+  echo "setup: pip installing ${wyoming_pip[*]}" >&2
+  # A CI machine's system Python may be marked externally managed (PEP 668); these are test tools.
+  PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install -q "${wyoming_pip[@]}"
 fi
