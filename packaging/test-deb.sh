@@ -30,6 +30,7 @@ expect() { # expect PATH MODE
 }
 expect usr/bin/zipvox -rwxr-xr-x
 expect lib/systemd/system/zipvox.service -rw-r--r--
+expect lib/systemd/system/zipvox-wyoming.service -rw-r--r--
 expect etc/zipvox/zipvox.toml -rw-r--r--
 expect usr/lib/sysusers.d/zipvox.conf -rw-r--r--
 expect var/lib/zipvox/models drwxr-xr-x
@@ -59,6 +60,7 @@ dpkg-deb -x "$deb" "$tmp/x"
 dpkg-deb -e "$deb" "$tmp/ctl"
 check "conffiles lists /etc/zipvox/zipvox.toml" grep -qx /etc/zipvox/zipvox.toml "$tmp/ctl/conffiles"
 check "packaged unit is board/zipvox.service" cmp "$tmp/x/lib/systemd/system/zipvox.service" board/zipvox.service
+check "packaged Wyoming unit is board/zipvox-wyoming.service" cmp "$tmp/x/lib/systemd/system/zipvox-wyoming.service" board/zipvox-wyoming.service
 check "packaged config is board/zipvox.toml" cmp "$tmp/x/etc/zipvox/zipvox.toml" board/zipvox.toml
 check "packaged pinyin dictionary is packaging/pinyin.dict" cmp "$tmp/x/usr/share/zipvox/pinyin.dict" packaging/pinyin.dict
 check "unit runs /usr/bin/zipvox" grep -q '^ExecStart=/usr/bin/zipvox ' board/zipvox.service
@@ -115,6 +117,7 @@ check "model in place: started" logged '^deb-systemd-invoke start zipvox.service
 check "postinst upgrade" run postinst configure 0.0.9
 check "upgrade: try-restart, not enable" sh -c "grep -q '^deb-systemd-invoke try-restart zipvox.service$' '$tmp/log' && ! grep -q 'helper enable' '$tmp/log'"
 check "prerm remove stops" sh -c "DPKG_ROOT='$root' PATH='$stub:$PATH' sh '$tmp/ctl/prerm' remove && grep -q '^deb-systemd-invoke stop zipvox.service$' '$tmp/log'"
+check "prerm remove stops the Wyoming server" grep -q '^deb-systemd-invoke stop zipvox-wyoming.service$' "$tmp/log"
 check "postrm remove masks" sh -c ": > '$tmp/log'; DPKG_ROOT='$root' PATH='$stub:$PATH' sh '$tmp/ctl/postrm' remove && grep -q '^deb-systemd-helper mask zipvox.service$' '$tmp/log'"
 touch "$root/var/lib/zipvox/record.wav"
 check "postrm purge" run postrm purge

@@ -161,6 +161,16 @@ impl Recognizer {
         }
     }
 
+    /// The part of the current segment's text that no later hypothesis can take back
+    /// ([`TransducerSearch::stable_len`]); always a prefix of the final `result().text`,
+    /// apart from a trailing incomplete UTF-8 byte sequence, which is left out.
+    pub fn stable_text(&self) -> String {
+        let ids = self.search.best().transcript_ids();
+        let n = self.search.stable_len().min(ids.len());
+        let text = self.model.tokens.text(&ids[..n]);
+        text.trim_end_matches('\u{FFFD}').to_string()
+    }
+
     /// Whether an endpoint rule fires for the current segment.
     pub fn is_endpoint(&self, rules: &EndpointConfig) -> bool {
         let frames = self.processed_frames - self.segment_start_frame;

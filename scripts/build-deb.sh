@@ -11,6 +11,7 @@
 # Contents:
 #   /usr/bin/zipvox
 #   /lib/systemd/system/zipvox.service          board/zipvox.service
+#   /lib/systemd/system/zipvox-wyoming.service  board/zipvox-wyoming.service (Home Assistant; not enabled)
 #   /etc/zipvox/zipvox.toml                     board/zipvox.toml (conffile: local edits survive upgrades)
 #   /usr/lib/sysusers.d/zipvox.conf             the system user zipvox, in group audio (and dialout)
 #   /usr/share/zipvox/pinyin.dict               Chinese → pinyin readings for plain-text keywords of
@@ -45,7 +46,7 @@ esac
 command -v "$readelf" >/dev/null || readelf=readelf
 
 # The files the lead's service work provides: fail clearly rather than ship a package without them.
-for f in board/zipvox.service board/zipvox.toml; do
+for f in board/zipvox.service board/zipvox-wyoming.service board/zipvox.toml; do
   [ -f "$f" ] || { echo "build-deb: $f is missing (the systemd unit and the default config are packaged from board/)" >&2; exit 1; }
 done
 for f in packaging/debian/postinst packaging/debian/prerm packaging/debian/postrm packaging/sysusers.d/zipvox.conf packaging/pinyin.dict; do
@@ -92,6 +93,7 @@ else
 fi
 chmod 0755 "$stage/usr/bin/zipvox"
 install -m 0644 board/zipvox.service "$stage/lib/systemd/system/zipvox.service"
+install -m 0644 board/zipvox-wyoming.service "$stage/lib/systemd/system/zipvox-wyoming.service"
 install -m 0644 board/zipvox.toml "$stage/etc/zipvox/zipvox.toml"
 install -m 0644 packaging/sysusers.d/zipvox.conf "$stage/usr/lib/sysusers.d/zipvox.conf"
 install -m 0644 packaging/models-README "$stage/var/lib/zipvox/models/README"
@@ -135,6 +137,9 @@ Description: on-device streaming speech recognition for small boards
  socket (/run/zipvox/zipvox.sock) and optionally a serial line. Built for
  Raspberry Pi 4 and 5 and Jetson Orin; dot-product instructions are used
  when the CPU has them (detected at run time).
+ .
+ zipvox-wyoming.service (not enabled by default) serves speech-to-text and
+ wake words to Home Assistant over the Wyoming protocol (port 10300).
  .
  Models are not included: put one under /var/lib/zipvox/models/ and point
  /etc/zipvox/zipvox.toml at it.

@@ -8,9 +8,10 @@ have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok
 # Build: pkg-config, libasound2-dev. Tests: a private PulseAudio as the microphone (pulseaudio,
 # pulseaudio-utils for paplay/pactl, libasound2-plugins for the ALSA pulse plugin), systemd for
 # `systemd-analyze verify`; the MQTT sink's tests: a real broker (mosquitto), mosquitto_sub/pub/passwd
-# (mosquitto-clients; mosquitto_passwd ships with mosquitto) and openssl for the test certificates.
+# (mosquitto-clients; mosquitto_passwd ships with mosquitto) and openssl for the test certificates;
+# sox: test audio in other rates/channels (tests/wyoming.rs).
 for p in pkg-config libasound2-dev pulseaudio pulseaudio-utils libasound2-plugins alsa-utils systemd \
-         mosquitto mosquitto-clients openssl; do
+         mosquitto mosquitto-clients openssl sox; do
   have_pkg "$p" || need_apt+=("$p")
 done
 # Model downloads (models/fetch.sh; scripts/quickstart.sh on a clone without ../shared):
@@ -43,4 +44,24 @@ if [ ${#need_pip[@]} -gt 0 ]; then
   echo "setup: pip installing ${need_pip[*]}" >&2
   # A CI machine's system Python may be marked externally managed (PEP 668); these are test tools.
   PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install -q "${need_pip[@]}"
+fi
+
+# Python packages tests/wyoming.rs uses as real peers and clients: sherpa-onnx (reference keyword
+# spotting), the `wyoming` package (pinned: the protocol version zipvox implements) with its HTTP
+# gateway's needs (flask, asgiref, swagger-ui-py), wyoming-bench, python-zeroconf.
+wyoming_pip=()
+py_import() { python3 -c "import $1" 2>/dev/null; }
+py_dist_version() { python3 -c "import importlib.metadata as m; print(m.version('$1'))" 2>/dev/null; }
+[ "$(py_dist_version wyoming)" = 1.10.2 ] || wyoming_pip+=("wyoming==1.10.2")
+[ -n "$(py_dist_version wyoming-bench)" ] || wyoming_pip+=(wyoming-bench)
+[ -n "$(py_dist_version sherpa-onnx)" ] || wyoming_pip+=("sherpa-onnx==2.0.1")
+py_import numpy || wyoming_pip+=(numpy)
+py_import zeroconf || wyoming_pip+=(zeroconf)
+py_import flask || wyoming_pip+=(flask)
+py_import asgiref || wyoming_pip+=(asgiref)
+py_import swagger_ui || wyoming_pip+=(swagger-ui-py)
+if [ ${#wyoming_pip[@]} -gt 0 ]; then
+  echo "setup: pip installing ${wyoming_pip[*]}" >&2
+  # A CI machine's system Python may be marked externally managed (PEP 668); these are test tools.
+  PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install -q "${wyoming_pip[@]}"
 fi

@@ -28,9 +28,22 @@ fn systemd_unit_verifies() {
     for key in ["Type=notify", "WatchdogSec=", "RuntimeDirectory=zipvox", "NoNewPrivileges=yes", "ProtectSystem=strict", "ProtectHome=yes", "PrivateTmp=yes", "SupplementaryGroups=audio"] {
         assert!(unit.contains(key), "unit lacks {key}");
     }
+    verify_unit("zipvox.service", &unit);
+}
+
+#[test]
+fn wyoming_unit_verifies() {
+    let unit = std::fs::read_to_string(board().join("zipvox-wyoming.service")).unwrap();
+    for key in ["Type=notify", "WatchdogSec=", "ExecStart=/usr/bin/zipvox wyoming --config /etc/zipvox/zipvox.toml", "NoNewPrivileges=yes", "ProtectSystem=strict", "ProtectHome=yes", "PrivateTmp=yes", "PrivateDevices=yes", "AF_INET"] {
+        assert!(unit.contains(key), "unit lacks {key}");
+    }
+    verify_unit("zipvox-wyoming.service", &unit);
+}
+
+fn verify_unit(name: &str, unit: &str) {
     // verify checks that ExecStart's binary exists: point it at the one just built.
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("zipvox.service");
+    let path = dir.path().join(name);
     std::fs::write(&path, unit.replace("/usr/bin/zipvox", env!("CARGO_BIN_EXE_zipvox"))).unwrap();
     let out = Command::new("systemd-analyze")
         .arg("verify")
@@ -39,5 +52,5 @@ fn systemd_unit_verifies() {
         .expect("systemd-analyze (package systemd) is needed for this test");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "systemd-analyze verify failed:\n{stderr}");
-    assert!(!stderr.contains("zipvox.service:"), "warnings about the unit:\n{stderr}");
+    assert!(!stderr.contains(&format!("{name}:")), "warnings about the unit:\n{stderr}");
 }

@@ -87,6 +87,20 @@ pub fn s16le_to_f32(bytes: &[u8], out: &mut Vec<f32>) {
     );
 }
 
+/// Appends the samples of little-endian integer PCM `bytes` of `width` bytes per sample to `out`
+/// (interleaving kept): 1 = unsigned 8-bit (as in WAV), 2 = s16, 3 = s24, 4 = s32, scaled as
+/// the WAV reader scales them. A trailing incomplete sample is ignored; other widths append
+/// nothing (callers validate the width first).
+pub fn le_pcm_to_f32(bytes: &[u8], width: usize, out: &mut Vec<f32>) {
+    match width {
+        1 => out.extend(bytes.iter().map(|&b| u8_to_f32(b))),
+        2 => s16le_to_f32(bytes, out),
+        3 => out.extend(bytes.chunks_exact(3).map(|b| i24_to_f32(i32::from_le_bytes([0, b[0], b[1], b[2]]) >> 8))),
+        4 => out.extend(bytes.chunks_exact(4).map(|b| i32_to_f32(i32::from_le_bytes([b[0], b[1], b[2], b[3]])))),
+        _ => {}
+    }
+}
+
 /// Downmixes interleaved `input` with `channels` channels to mono by averaging the channels of
 /// each frame, appending one sample per frame to `out`.
 ///
@@ -268,6 +282,25 @@ pub fn read_raw_s16le(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn little_endian_pcm_of_every_width() {
+        let mut out = vec![];
+        le_pcm_to_f32(&[0, 128, 255], 1, &mut out);
+        assert_eq!(out, [-1.0, 0.0, 127.0 / 128.0]);
+        out.clear();
+        le_pcm_to_f32(&[0x00, 0x40, 0x00, 0x80, 0x01], 2, &mut out);
+        assert_eq!(out, [0.5, -1.0]);
+        out.clear();
+        le_pcm_to_f32(&[0x00, 0x00, 0x80, 0x00, 0x00, 0x40], 3, &mut out);
+        assert_eq!(out, [-1.0, 0.5]);
+        out.clear();
+        le_pcm_to_f32(&[0, 0, 0, 0x80, 0, 0, 0, 0x40, 7], 4, &mut out);
+        assert_eq!(out, [-1.0, 0.5]);
+        out.clear();
+        le_pcm_to_f32(&[1, 2, 3], 5, &mut out);
+        assert!(out.is_empty());
+    }
 
     #[test]
     fn conversions_match_sherpa_scaling() {

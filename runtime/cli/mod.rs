@@ -9,6 +9,7 @@ pub mod info;
 pub mod spot;
 pub mod text2token;
 pub mod transcribe;
+pub mod wyoming;
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -36,6 +37,8 @@ pub enum Command {
     Spot(spot::SpotArgs),
     /// Show the model's tokens for keyword/hotword lines (sherpa-onnx's text2token).
     Text2token(text2token::Text2TokenArgs),
+    /// Serve speech-to-text and wake words over the Wyoming protocol (Home Assistant).
+    Wyoming(wyoming::WyomingArgs),
 }
 
 /// Which model to load: shared by every subcommand that runs one.
@@ -179,6 +182,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Devices => listen::devices(),
         Command::Spot(args) => spot::run(&args),
         Command::Text2token(args) => text2token::run(&args),
+        Command::Wyoming(args) => wyoming::run(&args),
     };
     match result {
         Ok(code) => code,

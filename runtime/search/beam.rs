@@ -230,6 +230,19 @@ impl TransducerSearch for ModifiedBeamSearch {
     fn stats(&self) -> SearchStats {
         self.scorer.stats.clone()
     }
+
+    /// The tokens every active path shares (after the segment's context): later paths all
+    /// extend one of today's, so these stay in the final result.
+    fn stable_len(&self) -> usize {
+        let c = self.scorer.context_size;
+        let best = &self.best.ys[c.min(self.best.ys.len())..];
+        let mut n = best.len();
+        for h in self.hyps.iter() {
+            let ys = &h.ys[c.min(h.ys.len())..];
+            n = n.min(best.iter().zip(ys).take_while(|(a, b)| a == b).count());
+        }
+        n
+    }
 }
 
 #[cfg(test)]

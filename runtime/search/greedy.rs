@@ -96,4 +96,9 @@ impl TransducerSearch for GreedySearch {
     fn stats(&self) -> SearchStats {
         self.stats.clone()
     }
+
+    /// Greedy search never takes a token back.
+    fn stable_len(&self) -> usize {
+        self.result.tokens.len().saturating_sub(self.result.context_size)
+    }
 }

@@ -41,6 +41,13 @@ pub trait TransducerSearch: Send {
     /// decoder's context (sherpa-onnx's `Reset`); timestamps restart at 0.
     fn new_segment(&mut self);
     fn stats(&self) -> SearchStats;
+    /// How many of the current segment's transcript tokens no later hypothesis can retract
+    /// (a prefix of `best()`'s): every one for greedy search, the common prefix of all active
+    /// paths for beam search (each later path extends one of them). Streaming deltas
+    /// (`zipvox wyoming`) are sent only for these. The default, 0, is always safe.
+    fn stable_len(&self) -> usize {
+        0
+    }
 }
 
 /// How to search.

@@ -16,6 +16,45 @@ pub struct ListenConfig {
     pub socket: SocketSection,
     pub serial: Option<SerialSection>,
     pub mqtt: Option<MqttSection>,
+    /// `zipvox wyoming` (the other sections apply too: [model], [recognizer] decoding, beam
+    /// and hotwords, [endpoint]).
+    pub wyoming: WyomingSection,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct WyomingSection {
+    /// `tcp://HOST:PORT` or `unix:///PATH`.
+    pub uri: String,
+    /// Wake words: a keywords file (as `zipvox spot --keywords`).
+    pub keywords: Option<PathBuf>,
+    /// ISO 639-1 language of the model, reported to clients.
+    pub language: String,
+    /// Streams decoded at once; 0 = the number of cores.
+    pub max_streams: usize,
+    /// Advertise over mDNS as `_wyoming._tcp`.
+    pub zeroconf: bool,
+    /// mDNS instance name (default `zipvox-<hostname>`).
+    pub zeroconf_name: Option<String>,
+    /// Send the final transcript at zipvox's endpoint (no external VAD needed).
+    pub endpointing: bool,
+    /// Seconds without an event after which a connection is closed.
+    pub idle_timeout: f32,
+}
+
+impl Default for WyomingSection {
+    fn default() -> Self {
+        WyomingSection {
+            uri: "tcp://0.0.0.0:10300".into(),
+            keywords: None,
+            language: "en".into(),
+            max_streams: 0,
+            zeroconf: false,
+            zeroconf_name: None,
+            endpointing: false,
+            idle_timeout: 120.0,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -245,6 +284,7 @@ impl Default for ListenConfig {
             socket: Default::default(),
             serial: None,
             mqtt: None,
+            wyoming: Default::default(),
         }
     }
 }
