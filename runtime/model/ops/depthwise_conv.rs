@@ -3,7 +3,7 @@
 //! on Zipformer's shapes (a 7×7 ConvNeXt conv over 128 channels, and 31-tap convs over chunks of
 //! 8–16 frames).
 
-use crate::kernels::depthwise::{depthwise_conv, DepthwiseGeometry, SumOrder};
+use crate::kernels::depthwise::{depthwise_conv_with, pack_channels_last, DepthwiseGeometry, SumOrder};
 use std::cell::RefCell;
 use std::sync::Arc;
 use tract_onnx::prelude::*;
@@ -16,6 +16,8 @@ use tract_onnx::tract_hir::internal::{
 pub struct DepthwiseConv {
     /// `[channels, k_h, k_w]` (k_h = 1 for 1-D).
     pub weights: Arc<Vec<f32>>,
+    /// 1-D: the weights channels-last (`pack_channels_last`), packed once at load.
+    pub weights_channels_last: Option<Arc<Vec<f32>>>,
     pub bias: Option<Arc<Vec<f32>>>,
     pub channels: usize,
     pub kernel: [usize; 2],
@@ -99,10 +101,11 @@ impl EvalOp for DepthwiseConv {
             SCRATCH.with(|s| {
                 let mut s = s.borrow_mut();
                 for n in 0..shape[0] {
-                    depthwise_conv(
+                    depthwise_conv_with(
                         &g,
                         &xs[n * per_item_in..(n + 1) * per_item_in],
                         &self.weights,
+                        self.weights_channels_last.as_deref().map(|w| w.as_slice()),
                         self.bias.as_deref().map(|b| b.as_slice()),
                         &mut os[n * per_item_out..(n + 1) * per_item_out],
                         &mut s,
@@ -190,7 +193,8 @@ impl Expansion for DepthwiseConvExpansion {
             }
             None => None,
         };
-        let op = DepthwiseConv { weights, bias, channels, kernel, pad, rank };
+        let weights_channels_last = (rank == 1).then(|| Arc::new(pack_channels_last(&weights, channels, kernel[1])));
+        let op = DepthwiseConv { weights, weights_channels_last, bias, channels, kernel, pad, rank };
         model.wire_node(prefix, op, &inputs[..1])
     }
 }
