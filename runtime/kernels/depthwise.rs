@@ -82,8 +82,15 @@ pub fn pack_channels_last(weights: &[f32], channels: usize, taps: usize) -> Vec<
     wt
 }
 
-/// [`depthwise_conv`] with the 1-D weights already packed by [`pack_channels_last`] (the op
-/// packs them once at load; `None`: packed here, per call).
+/// Whether [`depthwise_conv_with`] reads this geometry's weights channels-last (packed by
+/// [`pack_channels_last`]): 1-D convolutions over fewer than 16 output positions.
+pub fn reads_channels_last(g: &DepthwiseGeometry) -> bool {
+    g.order == SumOrder::MlasGemv && g.in_h == 1 && g.k_h == 1 && g.out_w() < ACROSS_CHANNELS_BELOW
+}
+
+/// [`depthwise_conv`] with the 1-D weights already packed by [`pack_channels_last`] where
+/// [`reads_channels_last`] says so (the op packs them once, on first use; `None`: packed here,
+/// per call).
 pub fn depthwise_conv_with(
     g: &DepthwiseGeometry,
     input: &[f32],
@@ -159,7 +166,7 @@ fn depthwise_conv_body(
 ) {
     match g.order {
         SumOrder::FmaChain => wide_rows_2d(g, input, weights, bias, out, scratch),
-        SumOrder::MlasGemv if g.in_h == 1 && g.k_h == 1 && g.out_w() < ACROSS_CHANNELS_BELOW => {
+        SumOrder::MlasGemv if reads_channels_last(g) => {
             let local;
             let wt = match packed {
                 Some(w) => w,
