@@ -7,6 +7,7 @@
 #   ZIPVOX_CROSS_ARMV7=0               skip the armv7 (32-bit Pi OS) build
 #   ZIPVOX_CROSS_FULL=1                run every aarch64 test binary (slow: ~3x the default)
 #
+# First scripts/kernel-mca.sh (llvm-mca on every SIMD tile's compiled k loop, >= 85% of peak).
 # What runs under qemu, per CPU (see README "ARM boards" for timings):
 #   - `zipvox info`: must name qgemm=neon on cortex-a72 and qgemm=neon-dotprod on cortex-a76
 #     (the run-time dispatch; a dotprod instruction on the A72 would die with SIGILL);
@@ -66,6 +67,13 @@ targets=("$A64"); [ "$ARMV7" = 1 ] && targets+=("$A32")
 missing=()
 for t in "${targets[@]}"; do rustup target list --installed | grep -qx "$t" || missing+=("$t"); done
 [ ${#missing[@]} -eq 0 ] || rustup target add "${missing[@]}"
+
+# ---------------------------------------------------------------------------------------------
+# Static check of the compiled kernel tiles (llvm-mca on A72 / A76 / x86 models; ~15 s): every
+# main tile at >= 85% of its model's peak (e.g. the Pi 5 4x16 sdot tile's accumulators stay in
+# registers).
+step "kernel tiles under llvm-mca"
+if bash scripts/kernel-mca.sh; then ok "kernel tiles >= 85% of peak (scripts/kernel-mca.sh)"; else bad "scripts/kernel-mca.sh"; fi
 
 # ---------------------------------------------------------------------------------------------
 # One build of everything aarch64 (library, binary, test binaries), release: the tests run under

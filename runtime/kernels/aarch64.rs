@@ -33,7 +33,9 @@
 //! So the A72 kernel is the integer one. With `dotprod`, one `sdot` (by element: 4 columns × 4 k
 //! into s32, the activation quad taken from a lane of a 16-k activation register) does 16 MACs:
 //! **1 arithmetic instruction / 16 MACs** (A76: 2 per cycle); the compiled 4 rows × 16 columns
-//! loop is 64 `sdot` + 12 loads + 4 scalar per 1024 MACs (1.25 instructions / 16 MACs).
+//! loop is 64 `sdot` + 12 loads + 4 scalar per 1024 MACs (1.25 instructions / 16 MACs), with the
+//! 16 accumulators in registers for the whole k loop (see `for_const`; scripts/kernel-mca.sh
+//! runs llvm-mca on every tile's compiled loop and fails below 85% of the model's peak).
 //! `vdotq_s32` is not stable in Rust 1.95, so `sdot` is written with `asm!` inside a
 //! `#[target_feature(enable = "dotprod")]` function (which is what lets the assembler accept it).
 //!
@@ -129,6 +131,21 @@ pub(crate) fn qgemm_neon(a: &[u8], m: usize, zp: u8, w: &PackedI8Weights, scale:
     });
 }
 
+/// `vmull_high_s8` as one `smull2`. With a duplicated activation pair LLVM rewrites the
+/// intrinsic into `ext` (the weights' high half) + `smull`; the `ext`s share the A72's F1 pipe
+/// with the overflow-free path's 24 `sadalp` per loop, which then bound it (83% of peak in
+/// llvm-mca's model instead of 100%).
+#[inline(always)]
+unsafe fn smull_high(a: int8x16_t, b: int8x16_t) -> int16x8_t {
+    let p: int16x8_t;
+    // SAFETY: register-only arithmetic, baseline NEON.
+    unsafe {
+        asm!("smull2 {p:v}.8h, {a:v}.16b, {b:v}.16b", p = out(vreg) p, a = in(vreg) a, b = in(vreg) b,
+            options(pure, nomem, nostack, preserves_flags));
+    }
+    p
+}
+
 /// `MR` rows × `NV`·8 columns. `a`: s8-biased rows (stride `lda`, 4-aligned, `4·kq` bytes);
 /// the step's panel (`2·kq` k pairs × NV·8 columns × 2 bytes). `SAFE`: some weight is -128, so
 /// never add two products in s16.
@@ -163,8 +180,8 @@ unsafe fn neon_tile<const MR: usize, const NV: usize, const SAFE: bool>(a: *cons
                         *lo = vpadalq_s16(*lo, vmull_s8(vget_low_s8(d0), vget_low_s8(w0[v])));
                         *lo = vpadalq_s16(*lo, vmull_s8(vget_low_s8(d1), vget_low_s8(w1[v])));
                         let hi = &mut acc[r][v][1];
-                        *hi = vpadalq_s16(*hi, vmull_high_s8(d0, w0[v]));
-                        *hi = vpadalq_s16(*hi, vmull_high_s8(d1, w1[v]));
+                        *hi = vpadalq_s16(*hi, smull_high(d0, w0[v]));
+                        *hi = vpadalq_s16(*hi, smull_high(d1, w1[v]));
                     } else {
                         let p = vmlal_s8(vmull_s8(vget_low_s8(d0), vget_low_s8(w0[v])), vget_low_s8(d1), vget_low_s8(w1[v]));
                         acc[r][v][0] = vpadalq_s16(acc[r][v][0], p);
@@ -216,38 +233,56 @@ macro_rules! sdot_lane {
     };
 }
 
-/// `MR` rows × `NV`·4 columns. `a`: s8-biased rows (stride `lda`, `16·k16` bytes); the step's
-/// panel (`4·k16` k quads × NV·4 columns × 4 bytes).
+/// Runs `$body` once for each `$i` in `0..$n` (`$n` ≤ 4), `$i` a constant in each copy. The
+/// dot tile indexes its register arrays with these constants rather than loop counters: LLVM
+/// splits an array into registers (SROA) only if every index is a constant when that pass runs,
+/// which for loops over `0..MR` happens only after unrolling, too late; the 4×16 tile then kept
+/// its accumulators in a stack array, stored after every `sdot` quad (42% of peak).
+macro_rules! for_const {
+    ($i:ident < $n:expr, $body:block) => {{
+        { const $i: usize = 0; if $i < $n $body }
+        { const $i: usize = 1; if $i < $n $body }
+        { const $i: usize = 2; if $i < $n $body }
+        { const $i: usize = 3; if $i < $n $body }
+    }};
+}
+
+/// `MR` rows × `NV`·4 columns (`MR`, `NV` ≤ 4). `a`: s8-biased rows (stride `lda`, `16·k16`
+/// bytes); the step's panel (`4·k16` k quads × NV·4 columns × 4 bytes). The compiled k loop
+/// (4×4) is 64 `sdot` + 4 activation `ldr q` + 8 weight `ldp q` + 4 scalar, accumulators in
+/// registers throughout (checked by scripts/kernel-mca.sh).
 #[target_feature(enable = "dotprod")]
 #[inline(never)]
 unsafe fn dot_tile<const MR: usize, const NV: usize>(a: *const i8, lda: usize, k16: usize, s: &Step) {
     unsafe {
-        // (Pointer arithmetic as in neon_tile.)
+        // (Pointer arithmetic as in neon_tile.) Arrays are 4×4 whatever the tile: the unused
+        // entries are dead code.
         let e = &s.epi;
-        let mut acc = [[vdupq_n_s32(0); NV]; MR];
-        let mut ar = [a; MR];
-        for r in 1..MR {
-            ar[r] = ar[r - 1].wrapping_add(lda);
-        }
+        let zero = vdupq_n_s32(0);
+        let mut acc = [[zero; 4]; 4];
+        let mut ar = [a; 4];
+        for_const!(R < MR, {
+            ar[R] = a.wrapping_add(R * lda);
+        });
         let mut wq = s.panel;
         for _ in 0..k16 {
-            let mut av = [vdupq_n_s8(0); MR];
-            for r in 0..MR {
-                av[r] = vld1q_s8(ar[r]);
-                ar[r] = ar[r].wrapping_add(16);
-            }
+            let mut av = [vdupq_n_s8(0); 4];
+            for_const!(R < MR, {
+                av[R] = vld1q_s8(ar[R]);
+                ar[R] = ar[R].wrapping_add(16);
+            });
             macro_rules! quad {
                 ($lane:literal) => {
-                    let mut wv = [vdupq_n_s8(0); NV];
-                    for v in 0..NV {
-                        wv[v] = vld1q_s8(wq.wrapping_add(v * 16));
-                    }
+                    let mut wv = [vdupq_n_s8(0); 4];
+                    for_const!(V < NV, {
+                        wv[V] = vld1q_s8(wq.wrapping_add(V * 16));
+                    });
                     wq = wq.wrapping_add(NV * 16);
-                    for r in 0..MR {
-                        for v in 0..NV {
-                            sdot_lane!(acc[r][v], wv[v], av[r], $lane);
-                        }
-                    }
+                    for_const!(R < MR, {
+                        for_const!(V < NV, {
+                            sdot_lane!(acc[R][V], wv[V], av[R], $lane);
+                        });
+                    });
                 };
             }
             quad!(0);
@@ -255,11 +290,11 @@ unsafe fn dot_tile<const MR: usize, const NV: usize>(a: *const i8, lda: usize, k
             quad!(2);
             quad!(3);
         }
-        for r in 0..MR {
-            for v in 0..NV {
-                store4(e, r, v * 4, acc[r][v]);
-            }
-        }
+        for_const!(R < MR, {
+            for_const!(V < NV, {
+                store4(e, R, V * 4, acc[R][V]);
+            });
+        });
     }
 }
 

@@ -55,8 +55,8 @@ impl DepthwiseGeometry {
 }
 
 /// `out[c, y, x] = bias[c] + Σ_{i,j} w[c, i, j] · in[c, y + i - pad_top, x + j - pad_left]`.
-/// `scratch` is reused between calls (padded copy of one channel). Dispatches to the widest
-/// vector variant of the same code (AVX-512 / AVX2+FMA on x86_64; NEON is the aarch64 baseline).
+/// `scratch` is reused between calls (padded copies). Dispatches to the widest vector variant
+/// of the same code (AVX-512 / AVX2+FMA on x86_64; NEON is the aarch64 baseline).
 pub fn depthwise_conv(
     g: &DepthwiseGeometry,
     input: &[f32],
@@ -65,18 +65,53 @@ pub fn depthwise_conv(
     out: &mut [f32],
     scratch: &mut Vec<f32>,
 ) {
+    depthwise_conv_with(g, input, weights, None, bias, out, scratch)
+}
+
+/// The weights of a 1-D convolution channels-last, as [`depthwise_conv_with`] reads them:
+/// `[taps][channels rounded up to 16]`, zeros in the padding lanes.
+pub fn pack_channels_last(weights: &[f32], channels: usize, taps: usize) -> Vec<f32> {
+    assert_eq!(weights.len(), channels * taps);
+    let cp = channels.div_ceil(LANES) * LANES;
+    let mut wt = vec![0.0; taps * cp];
+    for c in 0..channels {
+        for t in 0..taps {
+            wt[t * cp + c] = weights[c * taps + t];
+        }
+    }
+    wt
+}
+
+/// Whether [`depthwise_conv_with`] reads this geometry's weights channels-last (packed by
+/// [`pack_channels_last`]): 1-D convolutions over fewer than 16 output positions.
+pub fn reads_channels_last(g: &DepthwiseGeometry) -> bool {
+    g.order == SumOrder::MlasGemv && g.in_h == 1 && g.k_h == 1 && g.out_w() < ACROSS_CHANNELS_BELOW
+}
+
+/// [`depthwise_conv`] with the 1-D weights already packed by [`pack_channels_last`] where
+/// [`reads_channels_last`] says so (the op packs them once, on first use; `None`: packed here,
+/// per call).
+pub fn depthwise_conv_with(
+    g: &DepthwiseGeometry,
+    input: &[f32],
+    weights: &[f32],
+    packed: Option<&[f32]>,
+    bias: Option<&[f32]>,
+    out: &mut [f32],
+    scratch: &mut Vec<f32>,
+) {
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("fma") {
             // SAFETY: features checked just above.
-            return unsafe { depthwise_conv_avx512(g, input, weights, bias, out, scratch) };
+            return unsafe { depthwise_conv_avx512(g, input, weights, packed, bias, out, scratch) };
         }
         if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
             // SAFETY: features checked just above.
-            return unsafe { depthwise_conv_avx2(g, input, weights, bias, out, scratch) };
+            return unsafe { depthwise_conv_avx2(g, input, weights, packed, bias, out, scratch) };
         }
     }
-    depthwise_conv_scalar(g, input, weights, bias, out, scratch)
+    depthwise_conv_body(g, input, weights, packed, bias, out, scratch)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -85,11 +120,12 @@ unsafe fn depthwise_conv_avx512(
     g: &DepthwiseGeometry,
     input: &[f32],
     weights: &[f32],
+    packed: Option<&[f32]>,
     bias: Option<&[f32]>,
     out: &mut [f32],
     scratch: &mut Vec<f32>,
 ) {
-    depthwise_conv_body(g, input, weights, bias, out, scratch)
+    depthwise_conv_body(g, input, weights, packed, bias, out, scratch)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -98,11 +134,12 @@ unsafe fn depthwise_conv_avx2(
     g: &DepthwiseGeometry,
     input: &[f32],
     weights: &[f32],
+    packed: Option<&[f32]>,
     bias: Option<&[f32]>,
     out: &mut [f32],
     scratch: &mut Vec<f32>,
 ) {
-    depthwise_conv_body(g, input, weights, bias, out, scratch)
+    depthwise_conv_body(g, input, weights, packed, bias, out, scratch)
 }
 
 /// Scalar reference of the vectorized variants (same code, baseline target features).
@@ -114,7 +151,7 @@ pub fn depthwise_conv_scalar(
     out: &mut [f32],
     scratch: &mut Vec<f32>,
 ) {
-    depthwise_conv_body(g, input, weights, bias, out, scratch)
+    depthwise_conv_body(g, input, weights, None, bias, out, scratch)
 }
 
 #[inline(always)]
@@ -122,13 +159,165 @@ fn depthwise_conv_body(
     g: &DepthwiseGeometry,
     input: &[f32],
     weights: &[f32],
+    packed: Option<&[f32]>,
     bias: Option<&[f32]>,
     out: &mut [f32],
     scratch: &mut Vec<f32>,
 ) {
     match g.order {
         SumOrder::FmaChain => wide_rows_2d(g, input, weights, bias, out, scratch),
+        SumOrder::MlasGemv if reads_channels_last(g) => {
+            let local;
+            let wt = match packed {
+                Some(w) => w,
+                None => {
+                    local = pack_channels_last(weights, g.channels, g.k_w);
+                    &local
+                }
+            };
+            across_channels_1d(g, input, wt, bias, out, scratch)
+        }
         SumOrder::MlasGemv => rows_1d(g, input, weights, bias, out, scratch),
+    }
+}
+
+/// 1-D convolutions with fewer output positions than this run across channels
+/// ([`across_channels_1d`]); from 16 on, a row of positions fills whole vectors on every target
+/// and the per-channel rows are as fast without the transposes (measured by the ignored test
+/// `depthwise_1d_speed`: 0.14–0.51× the rows' time at 2–8 positions, 1.0–1.3× at 16).
+const ACROSS_CHANNELS_BELOW: usize = 16;
+/// Channels per vector block of [`across_channels_1d`] (one AVX-512 register of f32).
+const LANES: usize = 16;
+/// Output positions whose sums one block keeps in registers while it walks the taps.
+const POSITIONS: usize = 4;
+
+/// 1-D `SumOrder::MlasGemv` with the channels in the vector lanes. Zipformer's 1-D depthwise
+/// convs run over 8–40 positions and 256–768 channels: vectors along the positions (as
+/// [`rows_1d`]) are short and mostly remainder, and each channel pays its own padded copy and
+/// loop setup (~1.8 GMAC/s). Here the input is transposed to channels-last (`[position][channel]`,
+/// channels padded to a multiple of [`LANES`]; the weights were packed so once, see
+/// [`pack_channels_last`]), each block of 16 channels
+/// × [`POSITIONS`] outputs sums every tap group in registers, and the result is transposed back.
+/// Every output is the same expression as in [`sum_taps_like_mlas`] (groups of 4/2/1 taps
+/// summed left to right, added to the running sum, bias last), so the bits are the same.
+#[inline(always)]
+fn across_channels_1d(
+    g: &DepthwiseGeometry,
+    input: &[f32],
+    wt: &[f32],
+    bias: Option<&[f32]>,
+    out: &mut [f32],
+    scratch: &mut Vec<f32>,
+) {
+    let ow = g.out_w();
+    let (_, pw) = g.padded();
+    let (ch, taps) = (g.channels, g.k_w);
+    let cp = ch.div_ceil(LANES) * LANES;
+    assert_eq!(input.len(), ch * g.in_w);
+    assert_eq!(wt.len(), taps * cp);
+    assert_eq!(out.len(), ch * ow);
+    // Scratch: padded input [pw][cp], output [ow][cp], bias [cp]. Only what is read before being
+    // written is zeroed: the padding rows and lanes of the input, the bias's padding lanes
+    // (scratch is shared with the other convolutions: clearing all of it cost more than the
+    // sums on short chunks).
+    let need = (pw + ow + 1) * cp;
+    if scratch.len() < need {
+        scratch.resize(need, 0.0);
+    }
+    let (xt, rest) = scratch[..need].split_at_mut(pw * cp);
+    let (ot, bt) = rest.split_at_mut(ow * cp);
+    xt[..g.pad[2] * cp].fill(0.0);
+    xt[(g.pad[2] + g.in_w) * cp..].fill(0.0);
+    for (c0, block) in input.chunks(g.in_w * LANES).enumerate() {
+        // Channels c0·16 … of every input position, gathered into one row segment.
+        let lanes = block.len() / g.in_w;
+        for x in 0..g.in_w {
+            let row = &mut xt[(x + g.pad[2]) * cp + c0 * LANES..(x + g.pad[2]) * cp + (c0 + 1) * LANES];
+            for l in 0..lanes {
+                row[l] = block[l * g.in_w + x];
+            }
+            row[lanes..].fill(0.0);
+        }
+    }
+    if let Some(b) = bias {
+        bt[..ch].copy_from_slice(b);
+        bt[ch..].fill(0.0);
+    }
+    for c0 in (0..cp).step_by(LANES) {
+        let mut p0 = 0;
+        while p0 + POSITIONS <= ow {
+            channel_block::<POSITIONS>(xt, wt, ot, cp, c0, p0, taps, bias.map(|_| &*bt));
+            p0 += POSITIONS;
+        }
+        while p0 < ow {
+            channel_block::<1>(xt, wt, ot, cp, c0, p0, taps, bias.map(|_| &*bt));
+            p0 += 1;
+        }
+    }
+    for (c, o) in out.chunks_exact_mut(ow).enumerate() {
+        for (p, v) in o.iter_mut().enumerate() {
+            *v = ot[p * cp + c];
+        }
+    }
+}
+
+/// Outputs `p0..p0+P` of channels `c0..c0+LANES` (channels-last buffers of row length `cp`):
+/// the tap groups of [`sum_taps_like_mlas`], lane by lane, sums held in `acc` (registers).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn channel_block<const P: usize>(xt: &[f32], wt: &[f32], ot: &mut [f32], cp: usize, c0: usize, p0: usize, taps: usize, bias: Option<&[f32]>) {
+    let lanes = |buf: &[f32], row: usize| -> [f32; LANES] { buf[row * cp + c0..row * cp + c0 + LANES].try_into().unwrap() };
+    let mut acc = [[0f32; LANES]; P];
+    let mut t = 0;
+    while t < taps {
+        let take = if taps - t >= 4 { 4 } else if taps - t >= 2 { 2 } else { 1 };
+        let first = t == 0;
+        match take {
+            4 => {
+                let (w0, w1, w2, w3) = (lanes(wt, t), lanes(wt, t + 1), lanes(wt, t + 2), lanes(wt, t + 3));
+                for (p, a) in acc.iter_mut().enumerate() {
+                    let r = p0 + p + t;
+                    let (x0, x1, x2, x3) = (lanes(xt, r), lanes(xt, r + 1), lanes(xt, r + 2), lanes(xt, r + 3));
+                    for l in 0..LANES {
+                        let s = w0[l] * x0[l] + w1[l] * x1[l] + w2[l] * x2[l] + w3[l] * x3[l];
+                        a[l] = if first { s } else { s + a[l] };
+                    }
+                }
+            }
+            2 => {
+                let (w0, w1) = (lanes(wt, t), lanes(wt, t + 1));
+                for (p, a) in acc.iter_mut().enumerate() {
+                    let r = p0 + p + t;
+                    let (x0, x1) = (lanes(xt, r), lanes(xt, r + 1));
+                    for l in 0..LANES {
+                        let s = w0[l] * x0[l] + w1[l] * x1[l];
+                        a[l] = if first { s } else { s + a[l] };
+                    }
+                }
+            }
+            _ => {
+                let w0 = lanes(wt, t);
+                for (p, a) in acc.iter_mut().enumerate() {
+                    let x0 = lanes(xt, p0 + p + t);
+                    for l in 0..LANES {
+                        let s = w0[l] * x0[l];
+                        a[l] = if first { s } else { s + a[l] };
+                    }
+                }
+            }
+        }
+        t += take;
+    }
+    if let Some(b) = bias {
+        let b = lanes(b, 0);
+        for a in acc.iter_mut() {
+            for l in 0..LANES {
+                a[l] += b[l];
+            }
+        }
+    }
+    for (p, a) in acc.iter().enumerate() {
+        ot[(p0 + p) * cp + c0..(p0 + p) * cp + c0 + LANES].copy_from_slice(a);
     }
 }
 
@@ -343,6 +532,102 @@ mod tests {
             }
         }
         out
+    }
+
+    #[test]
+    fn across_channels_matches_per_channel_rows_bit_for_bit() {
+        // Channel counts around the 16-lane blocks, widths around the 4-position blocks, tap
+        // counts covering every 4/2/1 grouping tail.
+        for &(channels, in_w, k_w, pad) in &[
+            (1, 1, 1, [0, 0]),
+            (16, 16, 31, [15, 15]),
+            (17, 13, 31, [15, 15]),
+            (40, 31, 16, [0, 0]),
+            (33, 9, 7, [3, 3]),
+            (64, 22, 6, [0, 5]),
+            (5, 3, 2, [1, 0]),
+        ] {
+            let g = DepthwiseGeometry { channels, in_h: 1, in_w, k_h: 1, k_w, pad: [0, 0, pad[0], pad[1]], order: SumOrder::MlasGemv };
+            let x = lcg(channels * in_w, 7);
+            let w = lcg(channels * k_w, 8);
+            let b = lcg(channels, 9);
+            for bias in [None, Some(&b[..])] {
+                let n = channels * g.out_w();
+                let (mut rows, mut across, mut dispatched) = (vec![0.0; n], vec![0.0; n], vec![0.0; n]);
+                rows_1d(&g, &x, &w, bias, &mut rows, &mut Vec::new());
+                across_channels_1d(&g, &x, &pack_channels_last(&w, channels, k_w), bias, &mut across, &mut vec![f32::NAN; 5000]);
+                depthwise_conv(&g, &x, &w, bias, &mut dispatched, &mut vec![1.0; 3]);
+                let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&across), bits(&rows), "{g:?} bias {}", bias.is_some());
+                assert_eq!(bits(&dispatched), bits(&rows), "{g:?} bias {}", bias.is_some());
+            }
+        }
+    }
+
+    /// Per-channel rows against channels-last blocks on Zipformer's 1-D shapes, interleaved in
+    /// one run (min of the rounds): `cargo test --release --lib -- --ignored --nocapture depthwise_1d_speed`.
+    #[test]
+    #[ignore]
+    fn depthwise_1d_speed() {
+        // CPU time of this thread (ns; CLOCK_THREAD_CPUTIME_ID): robust against the other
+        // processes sharing the cores, which wall-clock times on the dev machine are not.
+        fn cpu_ns() -> u64 {
+            extern "C" {
+                fn clock_gettime(clock: i32, ts: *mut [i64; 2]) -> i32;
+            }
+            let mut ts = [0i64; 2];
+            // SAFETY: libc's clock_gettime (std links libc) writes one timespec.
+            unsafe { clock_gettime(3, &mut ts) };
+            ts[0] as u64 * 1_000_000_000 + ts[1] as u64
+        }
+        // Chunkwise convs (pad both sides) on the 16-frame chunk after each stack's downsampling
+        // (16, 8, 4, 2 frames), and a causal conv over cache + chunk.
+        for &(channels, in_w, k_w, pad) in &[
+            (256, 16, 31, [15, 15]),
+            (512, 16, 15, [7, 7]),
+            (768, 8, 31, [15, 15]),
+            (512, 4, 15, [7, 7]),
+            (384, 2, 31, [15, 15]),
+            (384, 31, 16, [0, 0]),
+        ] {
+            let g = DepthwiseGeometry { channels, in_h: 1, in_w, k_h: 1, k_w, pad: [0, 0, pad[0], pad[1]], order: SumOrder::MlasGemv };
+            let (x, w, b) = (lcg(channels * in_w, 1), lcg(channels * k_w, 2), lcg(channels, 3));
+            let packed = pack_channels_last(&w, channels, k_w);
+            let mut out = vec![0.0; channels * g.out_w()];
+            let mut scratch = Vec::new();
+            // The per-channel rows as production ran them: compiled for AVX-512 where it exists.
+            let rows_1d = |g: &DepthwiseGeometry, x: &[f32], w: &[f32], b: Option<&[f32]>, o: &mut [f32], s: &mut Vec<f32>| {
+                #[cfg(target_arch = "x86_64")]
+                if std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("fma") {
+                    #[target_feature(enable = "avx512f,avx2,fma")]
+                    unsafe fn rows_avx512(g: &DepthwiseGeometry, x: &[f32], w: &[f32], b: Option<&[f32]>, o: &mut [f32], s: &mut Vec<f32>) {
+                        rows_1d(g, x, w, b, o, s)
+                    }
+                    // SAFETY: features checked just above.
+                    return unsafe { rows_avx512(g, x, w, b, o, s) };
+                }
+                rows_1d(g, x, w, b, o, s)
+            };
+            let (mut rows, mut across) = (f64::MAX, f64::MAX);
+            let reps = 200;
+            for _ in 0..15 {
+                let t = cpu_ns();
+                for _ in 0..reps {
+                    rows_1d(&g, &x, &w, Some(&b), &mut out, &mut scratch);
+                }
+                rows = rows.min((cpu_ns() - t) as f64 * 1e-9 / reps as f64);
+                let t = cpu_ns();
+                for _ in 0..reps {
+                    depthwise_conv_with(&g, &x, &w, Some(&packed), Some(&b), &mut out, &mut scratch);
+                }
+                across = across.min((cpu_ns() - t) as f64 * 1e-9 / reps as f64);
+            }
+            let macs = (channels * g.out_w() * k_w) as f64;
+            println!(
+                "depthwise 1-D C={channels} T={in_w} k={k_w}: per-channel rows {:.1} µs ({:.1} GMAC/s), dispatched (across channels below 16 positions) {:.1} µs ({:.1} GMAC/s), ratio {:.2}",
+                rows * 1e6, macs / rows / 1e9, across * 1e6, macs / across / 1e9, across / rows
+            );
+        }
     }
 
     #[test]

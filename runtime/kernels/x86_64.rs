@@ -75,6 +75,7 @@ unsafe fn avx2_driver(a: &[u8], m: usize, zp: u8, w: &PackedI8Weights, scale: f3
 /// `MR` rows × `NV`·8 columns of one step. `a`: i16 pairs as i32 at the step's first row, row
 /// stride `lda`; the panel holds `kp2` k pairs × NV·8 columns × 2 bytes.
 #[target_feature(enable = "avx2")]
+#[inline(never)] // (a symbol of its own for scripts/kernel-mca.sh; one call per tile and k loop)
 unsafe fn avx2_tile<const MR: usize, const NV: usize>(a: *const i32, lda: usize, kp2: usize, s: &Step) {
     unsafe {
         // Pointer arithmetic with wrapping_add and no index multiplications in the loop: keeps the
@@ -166,6 +167,7 @@ unsafe fn vnni_driver(a: &[u8], m: usize, zp: u8, w: &PackedI8Weights, scale: f3
 /// `MR` rows × `NV`·16 columns of one step. `a`: u8 rows at the step's first row (stride `lda`,
 /// readable for `4·kq` bytes each); the panel holds `kq` k quads × NV·16 columns × 4 bytes.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+#[inline(never)] // (as avx2_tile)
 unsafe fn vnni_tile<const MR: usize, const NV: usize>(a: *const u8, lda: usize, kq: usize, s: &Step) {
     unsafe {
         // (Pointer arithmetic as in avx2_tile.)

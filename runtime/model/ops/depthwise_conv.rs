@@ -3,9 +3,9 @@
 //! on Zipformer's shapes (a 7×7 ConvNeXt conv over 128 channels, and 31-tap convs over chunks of
 //! 8–16 frames).
 
-use crate::kernels::depthwise::{depthwise_conv, DepthwiseGeometry, SumOrder};
+use crate::kernels::depthwise::{depthwise_conv_with, pack_channels_last, reads_channels_last, DepthwiseGeometry, SumOrder};
 use std::cell::RefCell;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_hir::internal::{
@@ -16,6 +16,9 @@ use tract_onnx::tract_hir::internal::{
 pub struct DepthwiseConv {
     /// `[channels, k_h, k_w]` (k_h = 1 for 1-D).
     pub weights: Arc<Vec<f32>>,
+    /// The weights channels-last (`pack_channels_last`), packed on the first call that reads
+    /// them (1-D over short chunks; convs that never do keep no copy).
+    pub weights_channels_last: Arc<OnceLock<Vec<f32>>>,
     pub bias: Option<Arc<Vec<f32>>>,
     pub channels: usize,
     pub kernel: [usize; 2],
@@ -96,13 +99,16 @@ impl EvalOp for DepthwiseConv {
             let xs = x.try_as_plain_ram()?.as_slice::<f32>()?;
             let mut view = out.try_as_plain_ram_mut()?;
             let os = view.as_slice_mut::<f32>()?;
+            let packed = reads_channels_last(&g)
+                .then(|| self.weights_channels_last.get_or_init(|| pack_channels_last(&self.weights, g.channels, g.k_w)).as_slice());
             SCRATCH.with(|s| {
                 let mut s = s.borrow_mut();
                 for n in 0..shape[0] {
-                    depthwise_conv(
+                    depthwise_conv_with(
                         &g,
                         &xs[n * per_item_in..(n + 1) * per_item_in],
                         &self.weights,
+                        packed,
                         self.bias.as_deref().map(|b| b.as_slice()),
                         &mut os[n * per_item_out..(n + 1) * per_item_out],
                         &mut s,
@@ -190,7 +196,7 @@ impl Expansion for DepthwiseConvExpansion {
             }
             None => None,
         };
-        let op = DepthwiseConv { weights, bias, channels, kernel, pad, rank };
+        let op = DepthwiseConv { weights, weights_channels_last: Arc::default(), bias, channels, kernel, pad, rank };
         model.wire_node(prefix, op, &inputs[..1])
     }
 }
