@@ -14,3 +14,4 @@ pub mod recognizer;
 pub mod search;
 pub mod service;
 pub mod sink;
+pub mod textfile;

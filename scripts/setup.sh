@@ -7,8 +7,8 @@ need_apt=()
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 # Build: pkg-config, libasound2-dev. Tests: a private PulseAudio as the microphone (pulseaudio,
 # pulseaudio-utils for paplay/pactl, libasound2-plugins for the ALSA pulse plugin), systemd for
-# `systemd-analyze verify`.
-for p in pkg-config libasound2-dev pulseaudio pulseaudio-utils libasound2-plugins alsa-utils systemd; do
+# `systemd-analyze verify`, sox for the resampled-input tests (tests/reliability.rs, scripts/eval-8k.sh).
+for p in pkg-config libasound2-dev pulseaudio pulseaudio-utils libasound2-plugins alsa-utils systemd sox; do
   have_pkg "$p" || need_apt+=("$p")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then

@@ -50,7 +50,7 @@ const SILENCE_RESET_SECONDS: f32 = 1.5;
 /// words (`HELLO WORLD`, tokenized with the model's `bpe.model`), each optionally followed by
 /// `:boost`, `#threshold` and `@display-text`.
 pub fn load_keywords(path: &Path, model: &Transducer, config: &KeywordConfig) -> Result<ContextGraph> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read keywords file {}", path.display()))?;
+    let text = crate::textfile::read_phrase_file(path, "keywords file")?;
     let encoder = PhraseEncoder::for_model(model)?;
     let phrases = encoder.read(&text, true).with_context(|| format!("keywords file {}", path.display()))?;
     if phrases.is_empty() {
@@ -83,6 +83,7 @@ pub struct KeywordSearch {
 
 impl KeywordSearch {
     pub fn new(model: &Transducer, graph: Arc<ContextGraph>, config: &KeywordConfig) -> Result<Self> {
+        super::check_beam(config.max_active_paths)?;
         let scorer = FrameScorer::new(model, config.max_active_paths)?;
         let hyps = Hypotheses::single(Hypothesis::blank(scorer.context_size));
         let mut config = config.clone();
