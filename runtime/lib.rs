@@ -15,3 +15,4 @@ pub mod search;
 pub mod service;
 pub mod sink;
 pub mod wyoming;
+pub mod textfile;

@@ -9,7 +9,7 @@ have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok
 # pulseaudio-utils for paplay/pactl, libasound2-plugins for the ALSA pulse plugin), systemd for
 # `systemd-analyze verify`; the MQTT sink's tests: a real broker (mosquitto), mosquitto_sub/pub/passwd
 # (mosquitto-clients; mosquitto_passwd ships with mosquitto) and openssl for the test certificates;
-# sox: test audio in other rates/channels (tests/wyoming.rs).
+# sox: test audio in other rates/channels (tests/wyoming.rs, tests/reliability.rs, scripts/eval-8k.sh).
 for p in pkg-config libasound2-dev pulseaudio pulseaudio-utils libasound2-plugins alsa-utils systemd \
          mosquitto mosquitto-clients openssl sox; do
   have_pkg "$p" || need_apt+=("$p")

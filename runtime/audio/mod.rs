@@ -5,8 +5,9 @@
 //! - [`pcm`]: sample conversions shared by every source (int16 / 32768 exactly like
 //!   sherpa-onnx), channel downmix, the [`pcm::MonoConverter`] pipeline, and raw s16le input
 //!   (stdin).
-//! - [`resample`]: [`resample::StreamResampler`], the one band-limited resampler (rubato FFT),
-//!   used by the offline readers and the live sources alike.
+//! - [`resample`]: [`resample::StreamResampler`], the one streaming resampler (rubato FFT for
+//!   downsampling, [`linear_resample`]'s Kaldi/sherpa-onnx filter for upsampling low-rate
+//!   input), used by the offline readers and the live sources alike.
 //! - [`ring`]: the lock-free SPSC ring of samples between the capture thread and the
 //!   recognizer.
 //! - [`alsa_source`]: live capture from an ALSA device (negotiation, the capture thread with
@@ -18,11 +19,12 @@
 
 pub mod alsa_source;
 pub mod devices;
+pub mod linear_resample;
 pub mod pcm;
 pub mod resample;
 pub mod ring;
 pub mod wav;
 
-pub use pcm::{downmix_interleaved, read_raw_s16le, Audio, MonoConverter, MODEL_SAMPLE_RATE};
+pub use pcm::{downmix_interleaved, read_raw_s16le, stream_raw_s16le, Audio, MonoConverter, MODEL_SAMPLE_RATE};
 pub use resample::StreamResampler;
-pub use wav::{read_wav, read_wav_from};
+pub use wav::{read_wav, read_wav_from, stream_wav, stream_wav_from};

@@ -16,10 +16,6 @@ use super::resample::StreamResampler;
 /// The sample rate every zipvox model consumes.
 pub const MODEL_SAMPLE_RATE: u32 = 16_000;
 
-/// Upper bound, in samples, on any buffer preallocated from an untrusted size (a WAV header's
-/// data length, a caller's hint). Longer inputs still work; the vector just grows as it fills.
-pub(crate) const PREALLOC_CAP: usize = 1 << 22;
-
 /// Frames handed to the resampler per step by [`MonoConverter`], which bounds its scratch
 /// buffers whatever the caller passes in.
 const CONVERT_BLOCK_FRAMES: usize = 4096;
@@ -214,40 +210,66 @@ impl MonoConverter {
 ///
 /// `what` names the input in error messages (e.g. `"stdin"`). An input that is empty, has an
 /// odd byte count or ends in the middle of a frame is an error.
-pub fn read_raw_s16le(
+pub fn read_raw_s16le(reader: impl Read, rate: u32, channels: u16, what: &str) -> Result<Audio> {
+    let mut samples = Vec::new();
+    stream_raw_s16le(reader, rate, channels, what, &mut |block| {
+        samples.extend_from_slice(block);
+        Ok(())
+    })?;
+    Ok(Audio {
+        samples,
+        source_rate: rate,
+        source_channels: channels,
+    })
+}
+
+/// Bytes read from a raw PCM stream per `read` call.
+const RAW_READ_BYTES: usize = 16 * 1024;
+
+/// As [`read_raw_s16le`], but hands the mono 16 kHz samples to `sink` as they become ready
+/// (after every `read` that completes a frame, so a pipe's audio is not held back) and keeps
+/// nothing: memory is fixed however long the input. Errors from `sink` end the stream and are
+/// returned as they are; the input's own errors are the same one-liners as
+/// [`read_raw_s16le`]'s (an error at the end comes after all complete frames were delivered).
+pub fn stream_raw_s16le(
     mut reader: impl Read,
     rate: u32,
     channels: u16,
     what: &str,
-) -> Result<Audio> {
+    sink: &mut dyn FnMut(&[f32]) -> Result<()>,
+) -> Result<()> {
     if channels == 0 {
         bail!("{what}: raw PCM needs a channel count of at least 1 (got 0)");
     }
     let mut conv = MonoConverter::new(rate, channels).map_err(|e| anyhow!("{what}: {e}"))?;
 
-    let frame_bytes = 2 * usize::from(channels);
-    let buf_len = frame_bytes * (65_536 / frame_bytes).max(1);
-    let mut buf = vec![0u8; buf_len];
-    let mut filled = 0usize;
+    // The converter keeps a frame split across reads itself; only an odd byte is carried here.
+    let mut buf = vec![0u8; RAW_READ_BYTES + 1];
+    let mut carry = 0usize;
     let mut total_bytes = 0u64;
-    let mut scratch: Vec<f32> = Vec::with_capacity(buf_len / 2);
-    let mut samples = Vec::new();
-
+    let mut scratch: Vec<f32> = Vec::with_capacity(RAW_READ_BYTES / 2);
+    let mut out: Vec<f32> = Vec::with_capacity(RAW_READ_BYTES);
     loop {
-        if filled == buf_len {
-            scratch.clear();
-            s16le_to_f32(&buf, &mut scratch);
-            conv.push(&scratch, &mut samples);
-            filled = 0;
-        }
-        let n = match reader.read(&mut buf[filled..]) {
+        let n = match reader.read(&mut buf[carry..]) {
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == ErrorKind::Interrupted => continue,
             Err(e) => bail!("{what}: read error after {total_bytes} bytes: {e}"),
         };
-        filled += n;
         total_bytes += n as u64;
+        let filled = carry + n;
+        let even = filled / 2 * 2;
+        scratch.clear();
+        s16le_to_f32(&buf[..even], &mut scratch);
+        out.clear();
+        conv.push(&scratch, &mut out);
+        if !out.is_empty() {
+            sink(&out)?;
+        }
+        carry = filled - even;
+        if carry == 1 {
+            buf[0] = buf[even];
+        }
     }
 
     if total_bytes == 0 {
@@ -259,24 +281,80 @@ pub fn read_raw_s16le(
              the input is truncated or not s16le"
         );
     }
-    let whole = filled / frame_bytes * frame_bytes;
-    if whole != filled {
+    out.clear();
+    if conv.finish(&mut out) != 0 {
         bail!(
             "{what}: raw PCM ends mid-frame: {} samples is not a multiple of {channels} channels; \
              check the channel count",
             total_bytes / 2
         );
     }
-    scratch.clear();
-    s16le_to_f32(&buf[..whole], &mut scratch);
-    conv.push(&scratch, &mut samples);
-    conv.finish(&mut samples);
+    if !out.is_empty() {
+        sink(&out)?;
+    }
+    Ok(())
+}
 
-    Ok(Audio {
-        samples,
-        source_rate: rate,
-        source_channels: channels,
-    })
+/// A pipe (stdin) whose writer pauses is read as a live microphone would deliver it: after
+/// [`STALL_SECONDS`] without data, the time that passes comes out as silence, up to
+/// [`MAX_STALL_SILENCE_SECONDS`] per pause, so that the endpoint after the last words fires and
+/// their final is printed while the writer waits (`(cat clip.raw; sleep 6) | zipvox transcribe -`).
+/// Silence is only inserted between whole frames, so channels never shift.
+pub struct StallAsSilence<R> {
+    inner: R,
+    frame_bytes: usize,
+    bytes_per_second: usize,
+    /// Bytes handed out, to know when a frame boundary is reached.
+    total: u64,
+    /// Silence bytes inserted during the current pause.
+    inserted: usize,
+}
+
+/// Seconds without input after which a pause is filled with silence.
+pub const STALL_SECONDS: f32 = 0.5;
+/// Most silence inserted per pause (covers rule 2's 1.2 s and rule 1's 2.4 s).
+pub const MAX_STALL_SILENCE_SECONDS: f32 = 3.0;
+
+impl<R: Read + std::os::fd::AsFd> StallAsSilence<R> {
+    pub fn new(inner: R, rate: u32, channels: u16) -> Self {
+        let frame_bytes = 2 * usize::from(channels.max(1));
+        StallAsSilence { inner, frame_bytes, bytes_per_second: rate as usize * frame_bytes, total: 0, inserted: 0 }
+    }
+}
+
+impl<R: Read + std::os::fd::AsFd> Read for StallAsSilence<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+        let max_insert = (MAX_STALL_SILENCE_SECONDS * self.bytes_per_second as f32) as usize;
+        let aligned = self.total % self.frame_bytes as u64 == 0;
+        if aligned && self.inserted < max_insert && !buf.is_empty() {
+            let ms = (STALL_SECONDS * 1000.0) as u16;
+            let mut fds = [PollFd::new(self.inner.as_fd(), PollFlags::POLLIN)];
+            match poll(&mut fds, PollTimeout::from(ms)) {
+                Ok(0) => {
+                    // Stalled: the pause comes out as silence, whole frames only.
+                    let want = (STALL_SECONDS * self.bytes_per_second as f32) as usize;
+                    let n = want.min(max_insert - self.inserted).min(buf.len()) / self.frame_bytes * self.frame_bytes;
+                    if n > 0 {
+                        buf[..n].fill(0);
+                        self.inserted += n;
+                        self.total += n as u64;
+                        return Ok(n);
+                    }
+                }
+                Ok(_) => {}
+                Err(nix::errno::Errno::EINTR) => return Err(std::io::ErrorKind::Interrupted.into()),
+                // Not pollable (a regular file redirected to stdin): plain reads.
+                Err(_) => self.inserted = max_insert,
+            }
+        }
+        let n = self.inner.read(buf)?;
+        if n > 0 {
+            self.inserted = 0;
+        }
+        self.total += n as u64;
+        Ok(n)
+    }
 }
 
 #[cfg(test)]

@@ -7,7 +7,11 @@
 //! [`flush`](StreamResampler::flush), drains the tail so the whole stream comes out as exactly
 //! `round(frames_in * out_rate / in_rate)` samples, time-aligned with the input.
 //!
-//! Equal rates are a pass-through (bit-exact, no delay).
+//! Equal rates are a pass-through (bit-exact, no delay). *Upsampling* (input below the output
+//! rate: 8 kHz telephony, 11.025 kHz microphones) uses instead Kaldi's windowed-sinc filter
+//! ([`super::linear_resample`], what sherpa-onnx uses): rubato's much steeper filter empties
+//! the mel bins above the input's Nyquist frequency and the models then decode garbage (see
+//! that module).
 //!
 //! The FFT block is chosen to span about [`TARGET_BLOCK_OUT`] output samples (32 ms at 16 kHz),
 //! which puts the filter's cutoff at ~97 % of the lower Nyquist frequency (≈7.8 kHz for 16 kHz
@@ -19,6 +23,8 @@
 use anyhow::{anyhow, bail, Result};
 use rubato::audioadapter_buffers::direct::InterleavedSlice;
 use rubato::{Fft, FixedSync, Resampler, WindowFunction};
+
+use super::linear_resample::LinearResampler;
 
 /// Lowest sample rate accepted (input or output).
 pub const MIN_SAMPLE_RATE: u32 = 1_000;
@@ -74,8 +80,10 @@ fn gcd(mut a: usize, mut b: usize) -> usize {
 pub struct StreamResampler {
     in_rate: u32,
     out_rate: u32,
-    /// `None` when the rates are equal (pass-through).
+    /// `None` when the rates are equal (pass-through) or when upsampling (`linear`).
     engine: Option<Engine>,
+    /// The upsampling filter, when `in_rate < out_rate`.
+    linear: Option<LinearResampler>,
     frames_in: u64,
     frames_out: u64,
 }
@@ -136,7 +144,8 @@ impl StreamResampler {
                 );
             }
         }
-        let engine = if in_rate == out_rate {
+        let linear = (in_rate < out_rate).then(|| LinearResampler::new(in_rate, out_rate));
+        let engine = if in_rate == out_rate || linear.is_some() {
             None
         } else {
             let (i, o) = (in_rate as usize, out_rate as usize);
@@ -183,6 +192,7 @@ impl StreamResampler {
             in_rate,
             out_rate,
             engine,
+            linear,
             frames_in: 0,
             frames_out: 0,
         })
@@ -200,12 +210,15 @@ impl StreamResampler {
 
     /// True when the rates are equal and samples are copied unchanged.
     pub fn is_passthrough(&self) -> bool {
-        self.engine.is_none()
+        self.engine.is_none() && self.linear.is_none()
     }
 
     /// Delay of the filter in output samples (0 for pass-through). While streaming, output lags
     /// input by up to `delay` plus one block.
     pub fn delay(&self) -> usize {
+        if let Some(l) = &self.linear {
+            return l.delay();
+        }
         self.engine.as_ref().map_or(0, |e| e.delay)
     }
 
@@ -219,6 +232,11 @@ impl StreamResampler {
     /// `out`.
     pub fn process(&mut self, mut input: &[f32], out: &mut Vec<f32>) {
         self.frames_in += input.len() as u64;
+        if let Some(l) = self.linear.as_mut() {
+            l.process(input, out);
+            self.frames_out = l.frames_out();
+            return;
+        }
         let Some(e) = self.engine.as_mut() else {
             out.extend_from_slice(input);
             self.frames_out += input.len() as u64;
@@ -246,6 +264,9 @@ impl StreamResampler {
     /// totals exactly `round(frames_in * out_rate / in_rate)` samples, then resets.
     pub fn flush(&mut self, out: &mut Vec<f32>) {
         let target = resampled_len(self.frames_in, self.in_rate, self.out_rate);
+        if let Some(l) = self.linear.as_mut() {
+            l.flush(target, out);
+        }
         if let Some(e) = self.engine.as_mut() {
             // The pending partial block plus enough silent blocks to push the delay out.
             let max_blocks = e.delay / e.chunk_out.max(1) + 3;
@@ -277,6 +298,9 @@ impl StreamResampler {
 
     /// Drops all buffered input and filter state, ready for a new stream.
     pub fn reset(&mut self) {
+        if let Some(l) = self.linear.as_mut() {
+            l.reset();
+        }
         if let Some(e) = self.engine.as_mut() {
             e.fft.reset();
             e.pending.clear();

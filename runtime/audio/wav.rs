@@ -1,13 +1,14 @@
 //! WAV input: any channel count, any rate, 8/16/24/32-bit integer PCM or 32-bit float, read
-//! with `hound` and converted to mono [`MODEL_SAMPLE_RATE`] through
+//! with `hound` and converted to mono [`MODEL_SAMPLE_RATE`](super::MODEL_SAMPLE_RATE) through
 //! [`MonoConverter`](super::pcm::MonoConverter).
 //!
 //! 16 kHz mono int16 files come out bit-exact as `i16 / 32768` (what sherpa-onnx feeds its
 //! frontend). Multi-channel files are averaged to mono; other rates are resampled by
 //! [`StreamResampler`](super::resample::StreamResampler).
 //!
-//! The file is decoded as a stream: memory use is the 16 kHz output plus fixed buffers, and
-//! nothing is preallocated from header values beyond [`PREALLOC_CAP`] samples. Every failure
+//! The file is decoded as a stream ([`stream_wav`]: fixed buffers, the samples go to a callback
+//! block by block, so a 10-hour file takes no more memory than a short one); [`read_wav`]
+//! collects them, and nothing is preallocated from header values. Every failure
 //! is a one-line error naming the input, the problem and, where there is one, the fix.
 
 use std::fs::File;
@@ -18,10 +19,8 @@ use anyhow::{anyhow, bail, Result};
 use hound::{SampleFormat, WavReader};
 
 use super::pcm::{
-    i16_to_f32, i24_to_f32, i32_to_f32, sanitize_f32, Audio, MonoConverter, MODEL_SAMPLE_RATE,
-    PREALLOC_CAP,
+    i16_to_f32, i24_to_f32, i32_to_f32, sanitize_f32, Audio, MonoConverter,
 };
-use super::resample::resampled_len;
 
 /// Bytes read ahead of `hound` to recognise the container and explain header errors.
 const SNIFF_BYTES: u64 = 64 * 1024;
@@ -33,7 +32,7 @@ const DECODE_BLOCK_SAMPLES: usize = 16 * 1024;
 const CONVERT_HINT: &str =
     "convert it to 16-bit PCM WAV, e.g. `sox IN -b 16 -e signed-integer OUT.wav`";
 
-/// Reads a WAV file and returns mono [`MODEL_SAMPLE_RATE`] samples.
+/// Reads a WAV file and returns mono [`MODEL_SAMPLE_RATE`](super::MODEL_SAMPLE_RATE) samples.
 ///
 /// Errors name the file: `cannot open x.wav: No such file or directory`,
 /// `x.wav: not a WAV file (no RIFF header); …`, `x.wav: empty WAV (no samples)`,
@@ -51,7 +50,39 @@ pub fn read_wav(path: &Path) -> Result<Audio> {
 
 /// Reads a WAV stream (a file, stdin, a byte slice) to its declared end. `what` names the input
 /// in error messages.
-pub fn read_wav_from(mut reader: impl Read, what: &str) -> Result<Audio> {
+pub fn read_wav_from(reader: impl Read, what: &str) -> Result<Audio> {
+    let mut samples = Vec::new();
+    let spec = stream_wav_from(reader, what, &mut |block| {
+        samples.extend_from_slice(block);
+        Ok(())
+    })?;
+    Ok(Audio {
+        samples,
+        source_rate: spec.sample_rate,
+        source_channels: spec.channels,
+    })
+}
+
+/// Streams a WAV file: as [`stream_wav_from`] on the opened file.
+pub fn stream_wav(path: &Path, sink: &mut dyn FnMut(&[f32]) -> Result<()>) -> Result<hound::WavSpec> {
+    let name = path.display().to_string();
+    let meta =
+        std::fs::metadata(path).map_err(|e| anyhow!("cannot open {name}: {}", io_msg(&e)))?;
+    if meta.is_dir() {
+        bail!("{name}: is a directory, not a WAV file");
+    }
+    let file = File::open(path).map_err(|e| anyhow!("cannot open {name}: {}", io_msg(&e)))?;
+    stream_wav_from(BufReader::with_capacity(64 * 1024, file), &name, sink)
+}
+
+/// Decodes a WAV stream block by block, handing mono [`MODEL_SAMPLE_RATE`](super::MODEL_SAMPLE_RATE) samples to `sink`
+/// as they are ready; nothing is kept, so memory is fixed whatever the file's length. Errors
+/// from `sink` end the stream and are returned unchanged. Returns the file's format.
+pub fn stream_wav_from(
+    mut reader: impl Read,
+    what: &str,
+    sink: &mut dyn FnMut(&[f32]) -> Result<()>,
+) -> Result<hound::WavSpec> {
     let mut head = Vec::new();
     (&mut reader)
         .take(SNIFF_BYTES)
@@ -82,17 +113,10 @@ pub fn read_wav_from(mut reader: impl Read, what: &str) -> Result<Audio> {
     if total == 0 {
         bail!("{what}: empty WAV (no samples)");
     }
-    let frames = u64::from(wav.duration());
-    let expected = resampled_len(frames, spec.sample_rate, MODEL_SAMPLE_RATE);
-    let mut samples = Vec::with_capacity(
-        usize::try_from(expected)
-            .unwrap_or(usize::MAX)
-            .min(PREALLOC_CAP),
-    );
-
     let mut dec = Decoder {
         conv: &mut conv,
-        out: &mut samples,
+        out: Vec::with_capacity(DECODE_BLOCK_SAMPLES),
+        sink,
         block: (DECODE_BLOCK_SAMPLES / usize::from(spec.channels)).max(1)
             * usize::from(spec.channels),
         total,
@@ -106,19 +130,21 @@ pub fn read_wav_from(mut reader: impl Read, what: &str) -> Result<Audio> {
         (SampleFormat::Int, _) => dec.run(&mut wav, i32_to_f32)?,
         (SampleFormat::Float, _) => dec.run(&mut wav, sanitize_f32)?,
     }
-    conv.finish(&mut samples);
-
-    Ok(Audio {
-        samples,
-        source_rate: spec.sample_rate,
-        source_channels: spec.channels,
-    })
+    let mut out = std::mem::take(&mut dec.out);
+    out.clear();
+    conv.finish(&mut out);
+    if !out.is_empty() {
+        sink(&out)?;
+    }
+    Ok(spec)
 }
 
 /// Pulls samples of one type out of hound in blocks and feeds them to the converter.
 struct Decoder<'a> {
     conv: &'a mut MonoConverter,
-    out: &'a mut Vec<f32>,
+    /// Converter output of one block, handed to `sink` and cleared.
+    out: Vec<f32>,
+    sink: &'a mut dyn FnMut(&[f32]) -> Result<()>,
     block: usize,
     total: u64,
     bits: u16,
@@ -138,12 +164,20 @@ impl Decoder<'_> {
                 Err(e) => return Err(self.sample_error(e, read as u64)),
             }
             if buf.len() == self.block {
-                self.conv.push(&buf, self.out);
+                self.deliver(&buf)?;
                 buf.clear();
             }
         }
-        self.conv.push(&buf, self.out);
-        Ok(())
+        self.deliver(&buf)
+    }
+
+    fn deliver(&mut self, block: &[f32]) -> Result<()> {
+        self.out.clear();
+        self.conv.push(block, &mut self.out);
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        (self.sink)(&self.out)
     }
 
     fn sample_error(&self, e: hound::Error, read: u64) -> anyhow::Error {

@@ -13,6 +13,9 @@ pub struct ListenArgs {
     /// Model directory (overrides [model] dir; env ZIPVOX_MODEL).
     #[arg(long, env = "ZIPVOX_MODEL", value_name = "DIR")]
     pub model: Option<PathBuf>,
+    /// Do not check the model against its SHA256SUMS (overrides [model] verify).
+    #[arg(long)]
+    pub no_verify: bool,
     /// Cores the encoder may use (overrides [model] threads; default 1).
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
@@ -70,14 +73,14 @@ pub struct ListenArgs {
     /// Search method: greedy-search (default) or modified-beam-search.
     #[arg(long, value_name = "METHOD")]
     pub decoding: Option<String>,
-    /// Active paths of modified beam search (default 4).
-    #[arg(long, value_name = "N")]
+    /// Active paths of modified beam search (default 4, at most 64).
+    #[arg(long, value_name = "N", value_parser = super::parse_beam)]
     pub beam: Option<usize>,
     /// Hotwords file for modified beam search (phrases, optional :SCORE).
     #[arg(long, value_name = "FILE")]
     pub hotwords: Option<PathBuf>,
-    /// Default hotword bonus (1.5).
-    #[arg(long, value_name = "SCORE")]
+    /// Default hotword bonus (1.5; 0..=20).
+    #[arg(long, value_name = "SCORE", value_parser = super::parse_context_score)]
     pub hotwords_score: Option<f32>,
     /// Keyword spotting instead of transcription: keywords file (the model's tokens or plain
     /// text, with optional :boost #threshold @display).
@@ -109,6 +112,9 @@ impl ListenArgs {
         }
         if let Some(t) = &self.tokens_type {
             c.model.tokens_type = Some(t.clone());
+        }
+        if self.no_verify {
+            c.model.verify = false;
         }
         if let Some(d) = &self.device {
             c.audio.device = d.clone();

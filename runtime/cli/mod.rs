@@ -70,6 +70,9 @@ pub struct ModelArgs {
     /// from tokens.txt and bpe.model).
     #[arg(long, value_name = "TYPE", value_parser = crate::model::units::TOKENS_TYPES)]
     pub tokens_type: Option<String>,
+    /// Do not check the model files against the directory's SHA256SUMS.
+    #[arg(long)]
+    pub no_verify: bool,
 }
 
 impl ModelArgs {
@@ -88,7 +91,7 @@ impl ModelArgs {
                 decoder: self.decoder.clone(),
                 joiner: self.joiner.clone(),
             },
-            options: crate::model::LoadOptions { fuse: !self.no_fuse },
+            options: crate::model::LoadOptions { fuse: !self.no_fuse, verify: !self.no_verify },
             tokens_type: self.tokens_type.as_deref().and_then(|t| t.parse().ok()),
         }
     }
@@ -112,6 +115,33 @@ impl InputArgs {
             crate::audio::read_raw_s16le(std::io::stdin().lock(), self.rate, self.channels, "stdin")
         } else {
             crate::audio::read_wav(path)
+        }
+    }
+
+    /// Streams one input through `sink` in blocks of mono 16 kHz samples, keeping nothing (see
+    /// [`crate::audio::stream_wav`]). An error of the input comes back as `Ok(Err(e))`, to be
+    /// reported and skipped; an error of `sink` as `Err`, to stop the run.
+    pub fn stream(
+        &self,
+        path: &std::path::Path,
+        sink: &mut dyn FnMut(&[f32]) -> anyhow::Result<()>,
+    ) -> anyhow::Result<anyhow::Result<()>> {
+        let mut sink_error = None;
+        let mut guarded = |block: &[f32]| -> anyhow::Result<()> {
+            sink(block).map_err(|e| {
+                sink_error = Some(e);
+                anyhow::anyhow!("stopped")
+            })
+        };
+        let input = if path.as_os_str() == "-" {
+            let stdin = crate::audio::pcm::StallAsSilence::new(std::io::stdin().lock(), self.rate, self.channels);
+            crate::audio::stream_raw_s16le(stdin, self.rate, self.channels, "stdin", &mut guarded)
+        } else {
+            crate::audio::stream_wav(path, &mut guarded).map(|_| ())
+        };
+        match sink_error {
+            Some(e) => Err(e),
+            None => Ok(input),
         }
     }
 
@@ -144,15 +174,15 @@ pub struct DecodingArgs {
         "greedy-search", "greedy", "greedy_search", "modified-beam-search", "modified_beam_search",
     ])]
     pub decoding: String,
-    /// Active paths of modified beam search.
-    #[arg(long, default_value_t = 4, value_name = "N")]
+    /// Active paths of modified beam search (1..=64).
+    #[arg(long, default_value_t = 4, value_name = "N", value_parser = parse_beam)]
     pub beam: usize,
     /// Contextual biasing: one phrase per line, plain text (converted for the model's units)
     /// or the model's tokens, each optionally followed by :SCORE. Needs modified-beam-search.
     #[arg(long, value_name = "FILE")]
     pub hotwords: Option<PathBuf>,
-    /// Bonus per hotword token for lines without their own :SCORE.
-    #[arg(long, default_value_t = 1.5, value_name = "SCORE")]
+    /// Bonus per hotword token for lines without their own :SCORE (0..=20).
+    #[arg(long, default_value_t = 1.5, value_name = "SCORE", value_parser = parse_context_score)]
     pub hotwords_score: f32,
 }
 
@@ -170,6 +200,27 @@ impl DecodingArgs {
         };
         Ok(crate::search::DecodingConfig { method, hotwords })
     }
+}
+
+/// `--beam`: an integer in 1..=[`MAX_ACTIVE_PATHS`](crate::search::MAX_ACTIVE_PATHS).
+pub fn parse_beam(s: &str) -> Result<usize, String> {
+    let n: usize = s.trim().parse().map_err(|_| format!("'{s}' is not a whole number of active paths"))?;
+    crate::search::check_beam(n).map_err(|e| e.to_string())?;
+    Ok(n)
+}
+
+/// `--hotwords-score`, `--keywords-score`: finite, 0..=[`MAX_CONTEXT_SCORE`](crate::search::MAX_CONTEXT_SCORE).
+pub fn parse_context_score(s: &str) -> Result<f32, String> {
+    let v: f32 = s.trim().parse().map_err(|_| format!("'{s}' is not a number"))?;
+    crate::search::check_context_score("the score", v).map_err(|e| e.to_string())?;
+    Ok(v)
+}
+
+/// `--keywords-threshold`: a probability in (0, 1].
+pub fn parse_probability(s: &str) -> Result<f32, String> {
+    let v: f32 = s.trim().parse().map_err(|_| format!("'{s}' is not a number"))?;
+    crate::search::check_probability("the threshold", v).map_err(|e| e.to_string())?;
+    Ok(v)
 }
 
 /// Runs the parsed command; returns the process exit status.

@@ -27,13 +27,13 @@ pub struct SpotArgs {
     #[arg(long)]
     pub json: bool,
     /// Active paths of the keyword search.
-    #[arg(long, visible_alias = "max-active-paths", default_value_t = 4, value_name = "N")]
+    #[arg(long, visible_alias = "max-active-paths", default_value_t = 4, value_name = "N", value_parser = super::parse_beam)]
     pub beam: usize,
     /// Bonus per keyword token for lines without :BOOST.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, value_parser = super::parse_context_score)]
     pub keywords_score: f32,
     /// Mean token probability a detection needs, for lines without #THRESHOLD.
-    #[arg(long, default_value_t = 0.25)]
+    #[arg(long, default_value_t = 0.25, value_parser = super::parse_probability)]
     pub keywords_threshold: f32,
     /// Blank frames that must follow a keyword before it counts.
     #[arg(long, default_value_t = 1)]

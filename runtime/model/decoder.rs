@@ -29,7 +29,28 @@ impl DecoderModel {
         if declared.len() != 1 || declared[0].dims.len() != 2 {
             bail!("{}: decoder should have one input y [N, context_size]", path.display());
         }
-        let (plan, _) = file.plan(&[(i64::datum_type(), vec![1, meta.context_size])])?;
+        if let Some(declared_context) = declared[0].dims[1] {
+            if declared_context != meta.context_size {
+                bail!(
+                    "{}: metadata says context_size = {} but the graph's input y takes {} tokens: \
+                     the file's metadata is wrong (re-export it, or fix context_size)",
+                    path.display(),
+                    meta.context_size,
+                    declared_context
+                );
+            }
+        }
+        let (plan, _) = file.plan(&[(i64::datum_type(), vec![1, meta.context_size])]).map_err(|e| {
+            // Typically a contradicting context_size: tract's shape analysis text alone names
+            // neither the file nor the likely cause.
+            anyhow::anyhow!(
+                "{}: the decoder graph cannot run with context_size = {} from its metadata \
+                 (wrong metadata or a damaged file): {}",
+                path.display(),
+                meta.context_size,
+                e.root_cause().to_string().lines().next().unwrap_or("")
+            )
+        })?;
         let out = plan.model().output_fact(0)?.shape.as_concrete().map(|s| s.to_vec());
         let out_dim = match out.as_deref() {
             Some([1, d]) => *d,

@@ -5,6 +5,7 @@
 //! per-stream mutable parts are the `*Runner` types.
 
 pub mod bpe;
+pub mod checksums;
 pub mod decoder;
 pub mod encoder;
 pub mod files;
@@ -25,8 +26,9 @@ pub use joiner::{JoinerModel, JoinerRunner};
 pub use tokens::TokenTable;
 pub use units::TokensType;
 
-use anyhow::{bail, Result};
-use std::path::PathBuf;
+use crate::search;
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -48,11 +50,14 @@ pub struct LoadOptions {
     /// chains, Swoosh activations. Off = tract's own lowering of the plain ONNX graph, for
     /// comparison.
     pub fuse: bool,
+    /// Check the files against the directory's `SHA256SUMS`, when it has one
+    /// (`checksums`; off with `--no-verify`).
+    pub verify: bool,
 }
 
 impl Default for LoadOptions {
     fn default() -> Self {
-        LoadOptions { fuse: true }
+        LoadOptions { fuse: true, verify: true }
     }
 }
 
@@ -73,6 +78,19 @@ impl Transducer {
     pub fn load(config: &ModelConfig) -> Result<Self> {
         let t0 = Instant::now();
         let files = ModelFiles::discover(&config.dir, config.precision, &config.overrides)?;
+        if config.options.verify {
+            if let Some(sums) = checksums::Sums::load(&files.dir)? {
+                let t = Instant::now();
+                let mut n = 0;
+                for f in [Some(&files.tokens), Some(&files.decoder), Some(&files.joiner), Some(&files.encoder), files.bpe_model.as_ref()]
+                    .into_iter()
+                    .flatten()
+                {
+                    n += usize::from(sums.verify(&files.dir, f)?);
+                }
+                log::debug!("verified {n} files against {} in {:.2?}", checksums::SUMS_FILE, t.elapsed());
+            }
+        }
         let mut tokens = TokenTable::load(&files.tokens)?;
         let decoder = DecoderModel::load(&files.decoder)?;
         // The zoo ships some tokens.txt files with disambiguation symbols (`#0`, `#1`, …) after
@@ -124,15 +142,56 @@ impl Transducer {
                 joiner.dim
             );
         }
-        Ok(Transducer {
+        let model = Transducer {
             files,
             encoder: Arc::new(encoder),
             decoder: Arc::new(decoder),
             joiner: Arc::new(joiner),
             tokens: Arc::new(tokens),
             tokens_type,
-            load_time: t0.elapsed(),
-        })
+            load_time: Duration::ZERO,
+        };
+        model.trial_run()?;
+        Ok(Transducer { load_time: t0.elapsed(), ..model })
+    }
+
+    /// Runs one chunk of silence through encoder, decoder and joiner, so that a model that
+    /// parses but cannot run (a damaged weight shape, a wrong export) fails here, at start-up
+    /// and with the file named, rather than at the first audio (`listen` would have said READY).
+    /// Outputs must be finite: NaN weights give NaN logits and a silently empty transcript.
+    fn trial_run(&self) -> Result<()> {
+        fn finite(what: &Path, xs: &[f32]) -> Result<()> {
+            if let Some(i) = xs.iter().position(|x| !x.is_finite()) {
+                bail!("{}: trial run gives a non-finite output ({} at index {i}): the file is damaged", what.display(), xs[i]);
+            }
+            Ok(())
+        }
+        let enc = &self.encoder;
+        let features = vec![0.0f32; enc.meta.chunk_frames * enc.feature_dim()];
+        let mut runner = EncoderRunner::new(self.encoder.clone())
+            .with_context(|| format!("{}: cannot set up the encoder", self.files.encoder.display()))?;
+        let out = runner
+            .run_chunk(&features)
+            .with_context(|| format!("{}: trial run of the encoder failed (damaged or not a streaming Zipformer)", self.files.encoder.display()))?;
+        let enc_out = out.try_as_plain_ram()?.as_slice::<f32>()?.to_vec();
+        finite(&self.files.encoder, &enc_out)?;
+        if enc_out.len() < enc.out_dim {
+            bail!("{}: trial run gives {} values, less than one frame of {}", self.files.encoder.display(), enc_out.len(), enc.out_dim);
+        }
+        let mut decoder = DecoderRunner::new(self.decoder.clone())?;
+        let context = search::DecoderResult::new(self.decoder.meta.context_size);
+        let mut dec_out = Vec::new();
+        decoder
+            .run(context.context(), &mut dec_out)
+            .with_context(|| format!("{}: trial run of the decoder failed", self.files.decoder.display()))?;
+        finite(&self.files.decoder, &dec_out)?;
+        let mut joiner = JoinerRunner::new(self.joiner.clone())?;
+        let mut logits = Vec::new();
+        joiner
+            .run(&enc_out[..enc.out_dim], &dec_out, &mut logits)
+            .with_context(|| format!("{}: trial run of the joiner failed", self.files.joiner.display()))?;
+        finite(&self.files.joiner, &logits)?;
+        Ok(())
     }
 
     /// Seconds of audio per encoder output frame (frame shift 10 ms × subsampling).

@@ -133,6 +133,7 @@ pub struct ModifiedBeamSearch {
 
 impl ModifiedBeamSearch {
     pub fn new(model: &Transducer, max_active_paths: usize, hotwords: Option<Arc<ContextGraph>>) -> Result<Self> {
+        super::check_beam(max_active_paths)?;
         let scorer = FrameScorer::new(model, max_active_paths)?;
         let blank = Hypothesis::blank(scorer.context_size);
         Ok(ModifiedBeamSearch {

@@ -154,28 +154,35 @@ impl ContextGraph {
         }
     }
 
+    /// Failure and output links in breadth-first order (sherpa-onnx's `FillFailOutput`), in
+    /// time linear in the number of states: a child's output link is its failure state if that
+    /// is a phrase end, else the failure state's own output link (already final, being one
+    /// level up), so no failure chain is walked for outputs. The failure chains walked by
+    /// [`fail_target`](Self::fail_target) are amortized as in Aho-Corasick (each phrase's
+    /// failure depth grows by at most one per token).
     fn fill_fail_output(&mut self) {
         let mut queue: VecDeque<StateId> = VecDeque::new();
-        let first: Vec<StateId> = self.states[Self::ROOT].next.values().copied().collect();
-        for child in first {
+        let mut children: Vec<(i32, StateId)> = self.states[Self::ROOT].next.iter().map(|(&t, &c)| (t, c)).collect();
+        // Sorted so that the build is deterministic (HashMap order is not).
+        children.sort_unstable();
+        for (_, child) in children.drain(..) {
             self.states[child].fail = Self::ROOT;
             queue.push_back(child);
         }
         while let Some(current) = queue.pop_front() {
-            let children: Vec<(i32, StateId)> = self.states[current].next.iter().map(|(&t, &c)| (t, c)).collect();
-            for (token, child) in children {
+            children.extend(self.states[current].next.iter().map(|(&t, &c)| (t, c)));
+            children.sort_unstable();
+            for (token, child) in children.drain(..) {
                 let fail = self.fail_target(self.states[current].fail, token);
                 self.states[child].fail = fail;
-                // The output link: the nearest phrase end on the failure chain.
-                let mut o = fail;
-                let output = loop {
-                    if self.states[o].is_end {
-                        break Some(o);
-                    }
-                    o = self.states[o].fail;
-                    if o == Self::ROOT {
-                        break None;
-                    }
+                // The output link: the nearest phrase end on the failure chain (not the root).
+                let f = &self.states[fail];
+                let output = if fail == Self::ROOT {
+                    None
+                } else if f.is_end {
+                    Some(fail)
+                } else {
+                    f.output
                 };
                 self.states[child].output = output;
                 if let Some(o) = output {
@@ -314,6 +321,41 @@ mod tests {
         assert_eq!(s2.matched, Some(s2.state));
         let s3 = g.forward(s2.state, 3, true);
         assert_eq!(g.state(s3.matched.unwrap()).phrase, "long");
+    }
+
+    /// The output links and scores computed in O(1) per state equal the definition (the nearest
+    /// phrase end on the failure chain, found by walking it), on many small random graphs.
+    #[test]
+    fn linear_output_links_match_the_chain_walk() {
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        for _ in 0..300 {
+            let phrases: Vec<Phrase> = (0..1 + next(6))
+                .map(|_| Phrase { tokens: (0..1 + next(6)).map(|_| next(3) as i32).collect(), score: next(3) as f32, ..Default::default() })
+                .collect();
+            let g = ContextGraph::new(&phrases, 1.0, 0.25);
+            for id in 1..g.num_states() {
+                let mut o = g.states[id].fail;
+                let want = loop {
+                    if o == ContextGraph::ROOT {
+                        break None;
+                    }
+                    if g.states[o].is_end {
+                        break Some(o);
+                    }
+                    o = g.states[o].fail;
+                };
+                assert_eq!(g.states[id].output, want, "{phrases:?} state {id}");
+                let own = if g.states[id].is_end { g.states[id].node_score } else { 0.0 };
+                let linked = want.map_or(0.0, |o| g.states[o].output_score);
+                assert!((g.states[id].output_score - own - linked).abs() < 1e-5);
+            }
+        }
     }
 
     #[test]

@@ -84,6 +84,7 @@ pub struct KeywordSearch {
 
 impl KeywordSearch {
     pub fn new(model: &Transducer, graph: Arc<ContextGraph>, config: &KeywordConfig) -> Result<Self> {
+        super::check_beam(config.max_active_paths)?;
         let scorer = FrameScorer::new(model, config.max_active_paths)?;
         let hyps = Hypotheses::single(Hypothesis::blank(scorer.context_size));
         let mut config = config.clone();

@@ -50,6 +50,42 @@ pub trait TransducerSearch: Send {
     }
 }
 
+/// Largest beam (active paths of modified beam search) accepted. Each path costs a decoder row
+/// and a joiner row per frame and `max_active_paths × vocab` candidates are ranked per frame, so
+/// the beam bounds both time and memory (sherpa-onnx's examples use 4; accuracy is flat past ~8).
+pub const MAX_ACTIVE_PATHS: usize = 64;
+
+/// Checks a beam size: 1..=[`MAX_ACTIVE_PATHS`], with an error that names the limit.
+pub fn check_beam(max_active_paths: usize) -> Result<()> {
+    if !(1..=MAX_ACTIVE_PATHS).contains(&max_active_paths) {
+        anyhow::bail!(
+            "beam must be between 1 and {MAX_ACTIVE_PATHS} active paths, not {max_active_paths}"
+        );
+    }
+    Ok(())
+}
+
+/// Largest per-token bonus accepted for hotwords and keywords (`--hotwords-score`,
+/// `--keywords-score`): sherpa-onnx's defaults are 1.5 and 1.0; past a few nats the bonus
+/// overrides the acoustics and cuts words off.
+pub const MAX_CONTEXT_SCORE: f32 = 20.0;
+
+/// Checks a default hotword/keyword bonus: finite, 0..=[`MAX_CONTEXT_SCORE`].
+pub fn check_context_score(what: &str, score: f32) -> Result<()> {
+    if !score.is_finite() || !(0.0..=MAX_CONTEXT_SCORE).contains(&score) {
+        anyhow::bail!("{what} must be a number between 0 and {MAX_CONTEXT_SCORE}, not {score}");
+    }
+    Ok(())
+}
+
+/// Checks a keyword threshold (a mean token probability): finite, in (0, 1].
+pub fn check_probability(what: &str, p: f32) -> Result<()> {
+    if !p.is_finite() || p <= 0.0 || p > 1.0 {
+        anyhow::bail!("{what} must be a probability in (0, 1], not {p}");
+    }
+    Ok(())
+}
+
 /// How to search.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub enum DecodingMethod {
@@ -74,9 +110,7 @@ impl DecodingMethod {
         match name.replace('_', "-").as_str() {
             "greedy" | "greedy-search" => Ok(DecodingMethod::Greedy),
             "modified-beam-search" | "beam-search" | "beam" => {
-                if max_active_paths == 0 {
-                    anyhow::bail!("beam search needs at least 1 active path");
-                }
+                check_beam(max_active_paths)?;
                 Ok(DecodingMethod::ModifiedBeamSearch { max_active_paths })
             }
             other => anyhow::bail!("unknown decoding method '{other}' (expected greedy-search or modified-beam-search)"),

@@ -292,14 +292,8 @@ impl PhraseEncoder {
 
 /// Reads a hotwords or keywords file (`what` names it in errors), within [`MAX_FILE_BYTES`].
 pub fn read_phrase_file(path: &Path, what: &str) -> Result<String> {
-    let size = std::fs::metadata(path).with_context(|| format!("cannot read {what} file {}", path.display()))?.len();
-    if size > MAX_FILE_BYTES {
-        bail!("{what} file {}: {size} bytes; at most {MAX_FILE_BYTES} are allowed", path.display());
-    }
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {what} file {}", path.display()))?;
-    String::from_utf8(bytes).map_err(|e| {
-        anyhow::anyhow!("{what} file {}: not UTF-8 text (bad byte at offset {})", path.display(), e.utf8_error().valid_up_to())
-    })
+    // Read through a cap, not by the file's reported size: `/dev/zero` reports 0 bytes.
+    crate::textfile::read_text_capped(path, MAX_FILE_BYTES, &format!("{what} file"))
 }
 
 /// Reads a hotwords file (one phrase per line, tokens or plain text, optional `:score`)

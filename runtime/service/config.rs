@@ -2,9 +2,20 @@
 //! that override it. Unknown keys are errors (a typo must not silently fall back to a default).
 
 use crate::search::EndpointConfig;
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
+
+/// Longest ALSA period accepted, in milliseconds.
+pub const MAX_PERIOD_MS: u32 = 1_000;
+/// Longest ALSA buffer accepted, in milliseconds.
+pub const MAX_BUFFER_MS: u32 = 10_000;
+/// Most capture channels accepted (they are averaged to mono).
+pub const MAX_CHANNELS: u16 = 32;
+/// Most socket clients `[socket] max_clients` may allow (each has a bounded outbox).
+pub const MAX_SOCKET_CLIENTS: usize = 1_024;
+/// Largest config file read.
+pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -68,6 +79,8 @@ pub struct ModelSection {
     pub threads: usize,
     /// Modelling units (`bpe`, `cjkchar`, `cjkchar+bpe`, `ppinyin`, `fpinyin`); unset: detected.
     pub tokens_type: Option<String>,
+    /// Check the model files against the directory's `SHA256SUMS` when it has one.
+    pub verify: bool,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -112,6 +125,8 @@ pub struct SocketSection {
     pub mode: String,
     /// Group owning the socket file (e.g. a group of the programs allowed to read).
     pub group: Option<String>,
+    /// Clients connected at once (1..=[`MAX_SOCKET_CLIENTS`]); more are told `bye` and closed.
+    pub max_clients: usize,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -238,7 +253,7 @@ impl MqttSection {
 
 impl Default for ModelSection {
     fn default() -> Self {
-        ModelSection { dir: None, precision: "int8".into(), threads: 1, tokens_type: None }
+        ModelSection { dir: None, precision: "int8".into(), threads: 1, tokens_type: None, verify: true }
     }
 }
 
@@ -264,7 +279,7 @@ impl Default for RecognizerSection {
 
 impl Default for SocketSection {
     fn default() -> Self {
-        SocketSection { path: None, mode: "0660".into(), group: None }
+        SocketSection { path: None, mode: "0660".into(), group: None, max_clients: 64 }
     }
 }
 
@@ -297,11 +312,12 @@ impl ListenConfig {
     }
 
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config {}", path.display()))?;
+        let text = crate::textfile::read_text_capped(path, MAX_CONFIG_BYTES, "config")?;
         Self::from_toml(&text, path)
     }
 
-    /// Checks what cannot be checked by types alone.
+    /// Checks what cannot be checked by types alone: every limit, before any model, device or
+    /// socket is opened. Errors name the section and key.
     pub fn validate(&self) -> Result<()> {
         if self.model.dir.is_none() {
             bail!("no model: give --model DIR, set ZIPVOX_MODEL, or [model] dir in the config file");
@@ -315,18 +331,51 @@ impl ListenConfig {
         if let Some(t) = &self.model.tokens_type {
             t.parse::<crate::model::TokensType>().map_err(|e| anyhow::anyhow!("[model] tokens_type: {e}"))?;
         }
+        crate::search::check_beam(self.recognizer.beam).map_err(|e| anyhow::anyhow!("[recognizer] {e}"))?;
         crate::search::DecodingMethod::from_name(&self.recognizer.decoding, self.recognizer.beam)
             .map_err(|e| anyhow::anyhow!("[recognizer] decoding: {e}"))?;
+        crate::search::check_context_score("[recognizer] hotwords_score", self.recognizer.hotwords_score)?;
+        let a = &self.audio;
+        let (lo, hi) = (crate::audio::resample::MIN_SAMPLE_RATE, crate::audio::resample::MAX_SAMPLE_RATE);
+        if !(lo..=hi).contains(&a.rate) {
+            bail!("[audio] rate must be between {lo} and {hi} Hz, not {}", a.rate);
+        }
+        if !(1..=MAX_CHANNELS).contains(&a.channels) {
+            bail!("[audio] channels must be between 1 and {MAX_CHANNELS}, not {}", a.channels);
+        }
+        if !(1..=MAX_PERIOD_MS).contains(&a.period_ms) {
+            bail!("[audio] period_ms must be between 1 and {MAX_PERIOD_MS}, not {}", a.period_ms);
+        }
+        if !(1..=MAX_BUFFER_MS).contains(&a.buffer_ms) {
+            bail!("[audio] buffer_ms must be between 1 and {MAX_BUFFER_MS}, not {}", a.buffer_ms);
+        }
+        if a.buffer_ms < 2 * a.period_ms {
+            bail!(
+                "[audio] buffer_ms ({}) must hold at least two periods of period_ms ({}): raise buffer_ms or lower period_ms",
+                a.buffer_ms,
+                a.period_ms
+            );
+        }
+        self.endpoint.validate()?;
+        if !(1..=MAX_SOCKET_CLIENTS).contains(&self.socket.max_clients) {
+            bail!("[socket] max_clients must be between 1 and {MAX_SOCKET_CLIENTS}, not {}", self.socket.max_clients);
+        }
         if self.recognizer.hotwords.is_some() && self.recognizer.decoding.starts_with("greedy") {
             bail!("[recognizer] hotwords need decoding = \"modified-beam-search\"");
         }
         if self.socket_mode().is_none() {
             bail!("[socket] mode must be an octal file mode such as \"0660\", not '{}'", self.socket.mode);
         }
-        if !(0.5..=600.0).contains(&self.audio.ring_seconds) {
+        if !(0.5..=600.0).contains(&self.audio.ring_seconds) || !self.audio.ring_seconds.is_finite() {
             bail!("[audio] ring_seconds must be between 0.5 and 600");
         }
         if let Some(s) = &self.serial {
+            if s.device.as_os_str().is_empty() {
+                bail!("[serial] needs a device, e.g. device = \"/dev/ttyUSB0\" (or --serial DEV); remove [serial] for no serial line");
+            }
+            if !(50..=4_000_000).contains(&s.baud) {
+                bail!("[serial] baud must be between 50 and 4000000, not {}", s.baud);
+            }
             if !["text", "ndjson"].contains(&s.format.as_str()) {
                 bail!("[serial] format must be text or ndjson, not '{}'", s.format);
             }
@@ -391,6 +440,49 @@ format = "ndjson"
         assert_eq!(c.endpoint.rule1, EndpointConfig::default().rule1);
         assert_eq!(c.serial.as_ref().unwrap().baud, 9600);
         assert_eq!(c.socket_mode(), Some(0o666));
+    }
+
+    fn invalid(text: &str) -> String {
+        let text = format!("[model]\ndir = \"/m\"\n{text}");
+        let c = ListenConfig::from_toml(&text, Path::new("z.toml")).unwrap();
+        format!("{:#}", c.validate().unwrap_err())
+    }
+
+    #[test]
+    fn limits_are_checked_and_named() {
+        for (text, want) in [
+            ("[audio]\nrate = 0\n", "[audio] rate"),
+            ("[audio]\nrate = 4000000000\n", "[audio] rate"),
+            ("[audio]\nchannels = 0\n", "[audio] channels"),
+            ("[audio]\nperiod_ms = 0\n", "[audio] period_ms"),
+            ("[audio]\nperiod_ms = 500\nbuffer_ms = 200\n", "[audio] buffer_ms"),
+            ("[endpoint.rule1]\nmin_trailing_silence = -1\n", "[endpoint.rule1] min_trailing_silence"),
+            ("[endpoint.rule1]\nmin_trailing_silence = nan\n", "[endpoint.rule1] min_trailing_silence"),
+            ("[endpoint.rule2]\nmin_utterance_length = inf\n", "[endpoint.rule2] min_utterance_length"),
+            ("[recognizer]\nhotwords_score = nan\n", "hotwords_score"),
+            ("[recognizer]\nbeam = 100000\n", "beam"),
+            ("[recognizer]\nbeam = 0\n", "beam"),
+            ("[serial]\nbaud = 9600\n", "[serial] needs a device"),
+            ("[socket]\nmax_clients = 0\n", "[socket] max_clients"),
+        ] {
+            let e = invalid(text);
+            assert!(e.contains(want), "{text:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn partial_tables_take_defaults() {
+        let c = ListenConfig::from_toml("[endpoint.rule1]\nmin_trailing_silence = 3.0\n[endpoint.rule2]\nmin_utterance_length = 1.0\n", Path::new("x.toml")).unwrap();
+        let d = EndpointConfig::default();
+        assert_eq!(c.endpoint.rule1.min_trailing_silence, 3.0);
+        assert_eq!(c.endpoint.rule1.must_contain_nonsilence, d.rule1.must_contain_nonsilence);
+        assert_eq!(c.endpoint.rule2.must_contain_nonsilence, true);
+        assert_eq!(c.endpoint.rule2.min_trailing_silence, d.rule2.min_trailing_silence);
+        assert_eq!(c.endpoint.rule3, d.rule3);
+        let c = ListenConfig::from_toml("[socket]\nmax_clients = 8\n", Path::new("x.toml")).unwrap();
+        assert_eq!(c.socket.max_clients, 8);
+        let e = ListenConfig::from_toml("[endpoint.rule1]\nmin_silence = 3.0\n", Path::new("x.toml")).unwrap_err();
+        assert!(e.to_string().contains("min_silence"), "{e}");
     }
 
     #[test]

@@ -138,6 +138,7 @@ pub fn run(config: ListenConfig) -> Result<i32> {
         dir: model_dir.clone(),
         precision: config.model.precision.parse().unwrap_or_default(),
         tokens_type: config.model.tokens_type.as_deref().map(str::parse).transpose()?,
+        options: crate::model::LoadOptions { verify: config.model.verify, ..Default::default() },
         ..Default::default()
     })?);
     log::info!("model {} loaded in {:.2?} ({})", model_dir.display(), model.load_time, model.encoder.meta.describe());
@@ -164,7 +165,13 @@ pub fn run(config: ListenConfig) -> Result<i32> {
     };
     let socket = match &config.socket.path {
         Some(path) => Some(SocketSink::bind(
-            SocketConfig { path: path.clone(), mode: config.socket_mode(), group: config.socket.group.clone(), ..Default::default() },
+            SocketConfig {
+                path: path.clone(),
+                mode: config.socket_mode(),
+                group: config.socket.group.clone(),
+                max_clients: config.socket.max_clients,
+                ..Default::default()
+            },
             hello,
             stats.clone(),
         )?),
