@@ -2,7 +2,7 @@
 //! that override it. Unknown keys are errors (a typo must not silently fall back to a default).
 
 use crate::search::EndpointConfig;
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
