@@ -10,7 +10,7 @@ export ZIPVOX_SHARED=${ZIPVOX_SHARED:-$(cd .. && pwd)/shared}
 [ -d "$ZIPVOX_SHARED/models" ] || { echo "test: no shared models at $ZIPVOX_SHARED (set ZIPVOX_SHARED)" >&2; exit 1; }
 
 echo "== cargo test"
-cargo test --quiet
+cargo test --quiet --no-fail-fast
 
 echo "== model manifest"
 bash models/test_manifest.sh

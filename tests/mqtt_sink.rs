@@ -391,9 +391,11 @@ fn queue_overflow_drops_the_oldest_and_counts_them() {
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(daemon.terminate(), 0, "log:\n{}", daemon.log());
     let socket_finals = finals(&client.join().unwrap());
-    assert_eq!(socket_finals.len(), N);
+    // The input is unpaced (the file plugin), so the socket client may connect after the first
+    // finals were already sent; the newest three are what matters here.
+    assert!(socket_finals.len() >= 3, "{socket_finals:?}");
     let delivered: Vec<Value> = observer.on("/transcript").iter().map(|m| m.json()).collect();
-    assert_eq!(delivered, socket_finals[N - 3..], "the newest three, in order; the oldest dropped");
+    assert_eq!(delivered, socket_finals[socket_finals.len() - 3..], "the newest three, in order; the oldest dropped");
     let status = seen.iter().rev().find(|m| m.topic.ends_with("/status")).unwrap().json();
     assert_eq!(status["mqtt_dropped"], N as u64 - 3, "{status}");
 }
