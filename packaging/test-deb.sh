@@ -77,7 +77,7 @@ case $arch in
   armhf) machine=ARM; qemu=(qemu-arm -cpu cortex-a7) ;;
   *) machine=X86-64; qemu=() ;;
 esac
-check "binary is a $machine ELF" grep -q "Machine: *$machine" <<<"$(readelf -h "$tmp/x/usr/bin/zipvox" 2>/dev/null || aarch64-linux-gnu-readelf -h "$tmp/x/usr/bin/zipvox")"
+check "binary is a $machine ELF" grep -q "Machine:.* $machine *$" <<<"$(readelf -h "$tmp/x/usr/bin/zipvox" 2>/dev/null || aarch64-linux-gnu-readelf -h "$tmp/x/usr/bin/zipvox")"
 if [ ${#qemu[@]} -eq 0 ] || command -v "${qemu[0]}" >/dev/null; then
   v=$("${qemu[@]}" "$tmp/x/usr/bin/zipvox" --version 2>&1 || true)
   check "packaged binary runs (zipvox --version: '$v')" grep -q "^zipvox $(field Version)$" <<<"$v"

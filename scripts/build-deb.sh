@@ -58,7 +58,7 @@ if [ "$build" = 1 ]; then
   bin=${CARGO_TARGET_DIR:-$ROOT/target}/$triple/release/zipvox
 fi
 [ -x "$bin" ] || { echo "build-deb: no executable at $bin" >&2; exit 1; }
-"$readelf" -h "$bin" 2>/dev/null | grep -q "Machine: *$machine" \
+"$readelf" -h "$bin" 2>/dev/null | grep -q "Machine:.* $machine *$" \
   || { echo "build-deb: $bin is not a $machine executable" >&2; exit 1; }
 
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
