@@ -10,9 +10,10 @@ file per clip to tests/fixtures/fbank/:
 
 plus manifest.json describing the clips (for humans; the test does not read it), and
 knf_rfft_512.bin for the FFT's unit test (runtime/frontend/fft.rs): four cases of 512 f32 input
-then knf.Rfft(512)'s 512 f32 output ([re0, re256, re1, im1, ...]); the first input is a
-shaped speech frame (0.wav, samples 8000..8400, DC removed, pre-emphasised, Povey window,
-zero-padded), the others LCG noise.
+then knf.Rfft(512)'s 512 f32 output ([re0, re256, re1, im1, ...]); the first input is LCG
+noise shaped as knf shapes a frame (DC removed, pre-emphasised, Povey window, zero-padded), the
+others plain LCG noise. No audio from ../shared goes into it: real speech reaches the FFT in
+tests/fbank_parity.rs, which reads the WAV clips from ../shared and compares whole fbank frames.
 
 Synthetic clips are generated here and regenerated identically by the Rust test (keep the
 two in sync: same LCG, same formulas, f64 math rounded once to f32). WAV clips are read from
@@ -129,7 +130,7 @@ def write_fixture(name, samples, frames):
     return path
 
 
-def speech_frame(samples):
+def shaped_frame(samples):
     """Samples 8000..8400 shaped as knf shapes a frame (f32 arithmetic), zero-padded to 512."""
     x = samples[8000:8400].astype(np.float32).copy()
     x -= np.float32(x.sum(dtype=np.float32) / np.float32(400))
@@ -141,8 +142,9 @@ def speech_frame(samples):
     return np.concatenate([x * window, np.zeros(112, dtype=np.float32)])
 
 
-def write_rfft_fixture(speech):
-    cases = [speech] + [
+def write_rfft_fixture():
+    shaped = shaped_frame(lcg_noise(16000, 5, 3000.0).astype(np.float32))
+    cases = [shaped] + [
         np.concatenate([lcg_noise(400, seed, 0.5).astype(np.float32), np.zeros(112, np.float32)])
         for seed in (1, 2)
     ] + [lcg_noise(512, 3, 1000.0).astype(np.float32)]
@@ -177,7 +179,7 @@ def main():
         )
         print(f"{os.path.relpath(path, REPO)}: {len(samples)} samples -> {frames.shape[0]} frames",
               file=sys.stderr)
-    write_rfft_fixture(speech_frame(read_wav_head(os.path.join(SHARED, WAV_CLIPS[0][1]), 16000)))
+    write_rfft_fixture()
     with open(os.path.join(OUT_DIR, "manifest.json"), "w") as f:
         json.dump(manifest, f, indent=1)
         f.write("\n")

@@ -273,8 +273,10 @@ mod tests {
     /// Bits of kaldi-native-fbank 1.23's `Rfft(512).compute` (the x86-64 PyPI wheel, built by the
     /// same GCC 10.2.1 as sherpa-onnx 2.0.1's, whose transcripts zipvox then matches) on four
     /// frames, written by
-    /// `scripts/gen_fbank_fixtures.py`: the first is a real speech frame (windowed), the others
-    /// pseudo-random.
+    /// `scripts/gen_fbank_fixtures.py`: pseudo-random frames, the first shaped as the fbank shapes
+    /// one (pre-emphasis, Povey window, zero padding). Real speech through the same FFT is
+    /// checked bit for bit in `tests/fbank_parity.rs` (whole frames of the WAV clips in
+    /// ../shared), so no audio is committed here.
     #[test]
     fn matches_the_reference_build() {
         let bytes = include_bytes!("../../tests/fixtures/fbank/knf_rfft_512.bin");
