@@ -38,6 +38,12 @@ const CONVERT_HINT: &str =
 /// `x.wav: not a WAV file (no RIFF header); …`, `x.wav: empty WAV (no samples)`,
 /// `x.wav: truncated WAV data (…)`, `x.wav: unsupported WAV format: 12-bit integer PCM; …`.
 pub fn read_wav(path: &Path) -> Result<Audio> {
+    let (reader, name) = open_wav(path)?;
+    read_wav_from(reader, &name)
+}
+
+/// Opens a WAV file for reading; the name is for error messages.
+fn open_wav(path: &Path) -> Result<(BufReader<File>, String)> {
     let name = path.display().to_string();
     let meta =
         std::fs::metadata(path).map_err(|e| anyhow!("cannot open {name}: {}", io_msg(&e)))?;
@@ -45,7 +51,7 @@ pub fn read_wav(path: &Path) -> Result<Audio> {
         bail!("{name}: is a directory, not a WAV file");
     }
     let file = File::open(path).map_err(|e| anyhow!("cannot open {name}: {}", io_msg(&e)))?;
-    read_wav_from(BufReader::with_capacity(64 * 1024, file), &name)
+    Ok((BufReader::with_capacity(64 * 1024, file), name))
 }
 
 /// Reads a WAV stream (a file, stdin, a byte slice) to its declared end. `what` names the input
@@ -65,14 +71,8 @@ pub fn read_wav_from(reader: impl Read, what: &str) -> Result<Audio> {
 
 /// Streams a WAV file: as [`stream_wav_from`] on the opened file.
 pub fn stream_wav(path: &Path, sink: &mut dyn FnMut(&[f32]) -> Result<()>) -> Result<hound::WavSpec> {
-    let name = path.display().to_string();
-    let meta =
-        std::fs::metadata(path).map_err(|e| anyhow!("cannot open {name}: {}", io_msg(&e)))?;
-    if meta.is_dir() {
-        bail!("{name}: is a directory, not a WAV file");
-    }
-    let file = File::open(path).map_err(|e| anyhow!("cannot open {name}: {}", io_msg(&e)))?;
-    stream_wav_from(BufReader::with_capacity(64 * 1024, file), &name, sink)
+    let (reader, name) = open_wav(path)?;
+    stream_wav_from(reader, &name, sink)
 }
 
 /// Decodes a WAV stream block by block, handing mono [`MODEL_SAMPLE_RATE`](super::MODEL_SAMPLE_RATE) samples to `sink`
