@@ -131,16 +131,15 @@ impl WyomingArgs {
             bail!("language must be an ISO 639-1 code such as en or zh, not '{lang}'");
         }
         crate::search::DecodingMethod::from_name(&c.recognizer.decoding, c.recognizer.beam)?;
+        // The same limits as `listen` (ListenConfig::validate also wants a device or sink).
+        crate::search::check_context_score("hotwords score", c.recognizer.hotwords_score)?;
+        c.endpoint.validate()?;
         if c.recognizer.hotwords.is_some() && c.recognizer.decoding.starts_with("greedy") {
             bail!("hotwords need --decoding modified-beam-search");
         }
         Ok(WyomingConfig {
             uri: w.uri.clone(),
-            model: crate::model::ModelConfig {
-                dir,
-                precision: c.model.precision.parse().unwrap_or_default(),
-                ..Default::default()
-            },
+            model: c.model.model_config(dir)?,
             threads: c.model.threads,
             decoding: c.recognizer.decoding.clone(),
             beam: c.recognizer.beam,
@@ -161,4 +160,30 @@ impl WyomingArgs {
 
 pub fn run(args: &WyomingArgs) -> Result<i32> {
     crate::wyoming::run(args.resolve()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn resolve(toml: &str) -> Result<WyomingConfig> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("zipvox.toml");
+        std::fs::write(&path, toml).unwrap();
+        let cli = crate::cli::Cli::try_parse_from(["zipvox", "wyoming", "--model", "/m", "--config", path.to_str().unwrap()]).unwrap();
+        let crate::cli::Command::Wyoming(args) = cli.command else { panic!("not wyoming") };
+        args.resolve()
+    }
+
+    #[test]
+    fn model_keys_and_limits_are_those_of_listen() {
+        let c = resolve("[model]\nverify = false\ntokens_type = \"ppinyin\"\n").unwrap();
+        assert!(!c.model.options.verify);
+        assert_eq!(c.model.tokens_type, Some("ppinyin".parse().unwrap()));
+        let e = resolve("[endpoint.rule1]\nmin_trailing_silence = -1.0\n").unwrap_err().to_string();
+        assert!(e.contains("min_trailing_silence"), "{e}");
+        let e = resolve("[recognizer]\nhotwords_score = nan\n").unwrap_err().to_string();
+        assert!(e.contains("hotwords score"), "{e}");
+    }
 }

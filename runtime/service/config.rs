@@ -251,6 +251,20 @@ impl MqttSection {
     }
 }
 
+impl ModelSection {
+    /// What to load for this section, with the model directory `dir` (shared by `listen` and
+    /// `wyoming`, so both honour every `[model]` key).
+    pub fn model_config(&self, dir: PathBuf) -> Result<crate::model::ModelConfig> {
+        Ok(crate::model::ModelConfig {
+            dir,
+            precision: self.precision.parse().unwrap_or_default(),
+            tokens_type: self.tokens_type.as_deref().map(str::parse).transpose()?,
+            options: crate::model::LoadOptions { verify: self.verify, ..Default::default() },
+            ..Default::default()
+        })
+    }
+}
+
 impl Default for ModelSection {
     fn default() -> Self {
         ModelSection { dir: None, precision: "int8".into(), threads: 1, tokens_type: None, verify: true }

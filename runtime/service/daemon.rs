@@ -14,7 +14,7 @@ use super::signals;
 use super::stats::ServiceStats;
 use crate::audio::alsa_source::{spawn_capture, CaptureConfig};
 use crate::audio::ring::ring;
-use crate::model::{ModelConfig, Transducer};
+use crate::model::Transducer;
 use crate::recognizer::{Recognizer, Transcript};
 use crate::search::context_graph::load_hotwords;
 use crate::search::keyword::{load_keywords, KeywordConfig, KeywordSpotter};
@@ -134,13 +134,7 @@ pub fn run(config: ListenConfig) -> Result<i32> {
     // 1. The model: any problem here exits (status 2) before READY.
     let model_dir = config.model.dir.clone().expect("validated");
     crate::kernels::threads::set_threads(config.model.threads)?;
-    let model = Arc::new(Transducer::load(&ModelConfig {
-        dir: model_dir.clone(),
-        precision: config.model.precision.parse().unwrap_or_default(),
-        tokens_type: config.model.tokens_type.as_deref().map(str::parse).transpose()?,
-        options: crate::model::LoadOptions { verify: config.model.verify, ..Default::default() },
-        ..Default::default()
-    })?);
+    let model = Arc::new(Transducer::load(&config.model.model_config(model_dir.clone())?)?);
     log::info!("model {} loaded in {:.2?} ({})", model_dir.display(), model.load_time, model.encoder.meta.describe());
     let method = DecodingMethod::from_name(&config.recognizer.decoding, config.recognizer.beam)?;
     let hotwords = match &config.recognizer.hotwords {
