@@ -4,6 +4,7 @@ use clap::Parser;
 use std::io::Write;
 
 fn main() {
+    zipvox::service::malloc::cap_arenas();
     let mut logger = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"));
     // Under systemd (stderr connected to the journal), prefix lines with the syslog priority
     // (`<3>` error … `<7>` debug) and leave timestamps to journald.

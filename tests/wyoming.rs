@@ -285,8 +285,8 @@ fn garbage_gets_an_error_or_a_close_and_the_server_keeps_serving() {
     // Warm-up (allocator arenas, thread stacks, the first stream's buffers), then 18 rounds
     // more (180 connections, 54 MB of oversized header lines): a leak of any frame buffer
     // (64 KiB header buffer, 3 MB line, 100 KB of random bytes) per connection would add tens of
-    // MB. What may still appear is a malloc arena when two connection threads overlap (bounded
-    // by the connection cap), a few MB at most.
+    // MB. So would one malloc arena per connection thread (glibc's default, up to 16 on 2 cores:
+    // ~3.5 MiB per transcription under load before `service::malloc` capped arenas at 2).
     let mut rss = vec![];
     for _ in 0..4 {
         for _ in 0..6 {

@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod daemon;
+pub mod malloc;
 pub mod notify;
 pub mod signals;
 pub mod stats;
