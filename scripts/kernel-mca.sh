@@ -3,11 +3,13 @@
 # throw-away crate, release flags, one codegen unit) to assembly for aarch64 and x86_64, finds
 # each tile function's k loop in the assembly, and runs llvm-mca on it:
 #
-#   A72 (Pi 4)  neon_tile      -mcpu=cortex-a72   (LLVM models it with its Cortex-A57 model)
-#   A76 (Pi 5)  dot_tile       -mcpu=neoverse-n1  (LLVM's -mcpu=cortex-a76 silently uses the
-#                                                  A57 model; Neoverse N1 is the A76's core)
-#   x86_64      vnni_tile, conv2d_avx512 (f32)   -mcpu=icelake-server
-#               avx2_tile (the kernel of CPUs without AVX-512 VNNI)   -mcpu=haswell
+#   A72 (Pi 4)  neon_tile, conv_tile_neon (f32)   -mcpu=cortex-a72   (LLVM models it with its
+#                                                  Cortex-A57 model)
+#   A76 (Pi 5)  dot_tile, conv_tile_neon (f32)    -mcpu=neoverse-n1  (LLVM's -mcpu=cortex-a76
+#                                                  silently uses the A57 model; Neoverse N1 is
+#                                                  the A76's core)
+#   x86_64      vnni_tile, conv_tile_avx512 (f32)   -mcpu=icelake-server
+#               avx2_tile, conv_chains_avx2 (CPUs without AVX-512)   -mcpu=haswell
 #
 # Per tile it prints MACs per loop iteration, cycles per iteration, MAC/cycle, the model's peak
 # for that loop and the percentage. Peak = the loop's MACs over the cycles llvm-mca gives for
@@ -88,8 +90,11 @@ TILES = [
     ("x86_64-unknown-linux-gnu", "vnni_tile", ["icelake-server"], {"<6, 4>", "<5, 4>", "<4, 4>"}),
     # AVX2 runs where AVX-512 VNNI does not: Haswell-class cores (vpmaddwd on one port).
     ("x86_64-unknown-linux-gnu", "avx2_tile", ["haswell"], {"<4, 2>", "<3, 2>"}),
-    # The conv front end's AVX-512 tile (4 output channels × 32 positions) is inlined into it.
-    ("x86_64-unknown-linux-gnu", "conv2d_avx512", ["icelake-server"], {""}),
+    # The conv front end's f32 tiles (kernels/conv2d.rs): NEON 4 channels × 16 positions
+    # (fmla by lane), AVX-512 8 × 32, AVX2 6 × 16.
+    ("aarch64-unknown-linux-gnu", "conv_tile_neon", ["cortex-a72", "neoverse-n1"], {""}),
+    ("x86_64-unknown-linux-gnu", "conv_tile_avx512", ["icelake-server"], {""}),
+    ("x86_64-unknown-linux-gnu", "conv_chains_avx2", ["haswell"], {""}),
 ]
 
 def demangle(names):
@@ -120,6 +125,8 @@ def macs_of(ins):
         return 8, True
     if m == "sadalp":
         return 0, True
+    if m == "fmla" and ".4s" in ins:
+        return 4, True
     width = 16 if "%zmm" in ins else 8 if "%ymm" in ins else 4
     if m == "vpdpbusd":
         return 4 * width, True
