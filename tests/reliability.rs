@@ -269,7 +269,8 @@ fn damaged_models_fail_at_start_with_the_file_named() {
         let len = std::fs::metadata(d.path().join(part)).unwrap().len() as usize;
         damage(&d.path().join(part), len / 2);
         let out = zipvox(&["transcribe", "--model", d.path().to_str().unwrap(), wav.to_str().unwrap()]);
-        assert_error(&out, &[part, "checksum mismatch", "--no-verify"]);
+        // One readable sentence: no stray escape or run of indentation inside it.
+        assert_error(&out, &[part, "checksum mismatch", "was replaced): download the model again, or pass --no-verify"]);
         assert!(out.stdout.is_empty());
     }
     let d = model_copy(true);

@@ -85,7 +85,7 @@ impl Sums {
         let got = sha256_file(file)?;
         if &got != want {
             bail!(
-                "{}: checksum mismatch against {} (the file is damaged or was replaced): \\
+                "{}: checksum mismatch against {} (the file is damaged or was replaced): \
                  download the model again, or pass --no-verify to load it anyway",
                 file.display(),
                 self.path.display()
