@@ -10,12 +10,13 @@
 //! (encoder caches and features continue; the decoder keeps its last tokens as context).
 
 use crate::frontend::{FbankOptions, OnlineFbank};
-use crate::model::{EncoderRunner, Transducer};
+use crate::model::{run_chunks, EncoderRunner, Transducer};
 use crate::search::{make_search, DecodingConfig, EndpointConfig, SearchStats, TransducerSearch};
 use anyhow::Result;
 use serde::Serialize;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tract_onnx::prelude::TValue;
 
 /// Silence appended at end of input, in seconds (sherpa-onnx's examples use 0.66 s).
 pub const TAIL_PADDING_SECONDS: f32 = 0.66;
@@ -91,43 +92,74 @@ impl Recognizer {
 
     /// Feeds 16 kHz samples in [-1, 1] and runs every chunk that became ready.
     pub fn accept_waveform(&mut self, samples: &[f32]) -> Result<()> {
-        let t0 = Instant::now();
-        self.fbank.accept_waveform(samples);
-        self.times.fbank += t0.elapsed();
-        self.samples_in += samples.len();
+        self.accept_waveform_deferred(samples);
         self.decode_ready_chunks()
     }
 
     /// Ends the stream: tail padding, flush of the last feature frames, last chunks.
     pub fn input_finished(&mut self) -> Result<()> {
-        let pad = vec![0.0f32; (TAIL_PADDING_SECONDS * SAMPLE_RATE as f32) as usize];
-        self.accept_waveform(&pad)?;
-        let t0 = Instant::now();
-        self.fbank.input_finished();
-        self.times.fbank += t0.elapsed();
+        self.input_finished_deferred();
         self.decode_ready_chunks()
     }
 
+    /// As [`Recognizer::accept_waveform`], but leaves the chunks that became ready for
+    /// [`decode_batch`] to run together with other streams' chunks.
+    pub fn accept_waveform_deferred(&mut self, samples: &[f32]) {
+        let t0 = Instant::now();
+        self.fbank.accept_waveform(samples);
+        self.times.fbank += t0.elapsed();
+        self.samples_in += samples.len();
+    }
+
+    /// As [`Recognizer::input_finished`], leaving the last chunks for [`decode_batch`].
+    pub fn input_finished_deferred(&mut self) {
+        let pad = vec![0.0f32; (TAIL_PADDING_SECONDS * SAMPLE_RATE as f32) as usize];
+        self.accept_waveform_deferred(&pad);
+        let t0 = Instant::now();
+        self.fbank.input_finished();
+        self.times.fbank += t0.elapsed();
+    }
+
     fn decode_ready_chunks(&mut self) -> Result<()> {
-        let enc = &self.model.encoder;
-        let (t, shift, dim) = (enc.meta.chunk_frames, enc.meta.chunk_shift, enc.feature_dim());
-        while self.processed_frames + t < self.fbank.num_frames_ready() {
-            self.features.resize(t * dim, 0.0);
-            self.fbank.copy_frames(self.processed_frames, t, &mut self.features);
-            self.processed_frames += shift;
-            self.fbank.discard_frames_before(self.processed_frames);
+        while self.take_ready_chunk() {
             let t0 = Instant::now();
             let out = match self.profile.as_mut() {
                 None => self.encoder.run_chunk(&self.features)?,
                 Some(p) => self.encoder.run_chunk_profiled(&self.features, p)?,
             };
-            let t1 = Instant::now();
-            let out = out.try_as_plain_ram()?.as_slice::<f32>()?;
-            self.search.decode_chunk(out, enc.out_dim)?;
-            self.times.encoder += t1 - t0;
-            self.times.search += t1.elapsed();
-            self.times.chunks += 1;
+            self.times.encoder += t0.elapsed();
+            self.search_chunk(&out)?;
         }
+        Ok(())
+    }
+
+    /// Whether a chunk of features is ready for the encoder (the sherpa-onnx rule).
+    pub fn chunk_ready(&self) -> bool {
+        self.processed_frames + self.model.encoder.meta.chunk_frames < self.fbank.num_frames_ready()
+    }
+
+    /// Copies the next ready chunk's features into `self.features` and advances the window;
+    /// false when no chunk is ready.
+    fn take_ready_chunk(&mut self) -> bool {
+        if !self.chunk_ready() {
+            return false;
+        }
+        let enc = &self.model.encoder;
+        let (t, shift, dim) = (enc.meta.chunk_frames, enc.meta.chunk_shift, enc.feature_dim());
+        self.features.resize(t * dim, 0.0);
+        self.fbank.copy_frames(self.processed_frames, t, &mut self.features);
+        self.processed_frames += shift;
+        self.fbank.discard_frames_before(self.processed_frames);
+        true
+    }
+
+    /// Runs the search over one chunk's encoder output.
+    fn search_chunk(&mut self, out: &TValue) -> Result<()> {
+        let t0 = Instant::now();
+        let out = out.try_as_plain_ram()?.as_slice::<f32>()?;
+        self.search.decode_chunk(out, self.model.encoder.out_dim)?;
+        self.times.search += t0.elapsed();
+        self.times.chunks += 1;
         Ok(())
     }
 
@@ -192,6 +224,39 @@ impl Recognizer {
     /// Audio seconds decoded by the encoder so far.
     pub fn decoded_seconds(&self) -> f32 {
         self.processed_frames as f32 * Self::FRAME_SHIFT
+    }
+}
+
+/// Runs every chunk that is ready in any of `streams` (fed with the `_deferred` methods), one
+/// chunk per stream per round, the round's chunks through the encoder together
+/// ([`run_chunks`]: one pass over the int8 weights for all of them). Streams must share one
+/// model. Each stream's results are exactly those it gets decoded alone; the encoder time of a
+/// round is shared out evenly between its streams.
+pub fn decode_batch(streams: &mut [&mut Recognizer]) -> Result<()> {
+    loop {
+        let mut ready: Vec<&mut Recognizer> = streams.iter_mut().map(|r| &mut **r).filter(|r| r.chunk_ready()).collect();
+        if ready.is_empty() {
+            return Ok(());
+        }
+        for r in ready.iter_mut() {
+            r.take_ready_chunk();
+        }
+        let t0 = Instant::now();
+        let outs = {
+            let features: Vec<Vec<f32>> = ready.iter_mut().map(|r| std::mem::take(&mut r.features)).collect();
+            let slices: Vec<&[f32]> = features.iter().map(|f| &f[..]).collect();
+            let mut runners: Vec<&mut EncoderRunner> = ready.iter_mut().map(|r| &mut r.encoder).collect();
+            let outs = run_chunks(&mut runners, &slices);
+            for (r, f) in ready.iter_mut().zip(features) {
+                r.features = f;
+            }
+            outs?
+        };
+        let share = t0.elapsed() / ready.len() as u32;
+        for (r, out) in ready.iter_mut().zip(outs) {
+            r.times.encoder += share;
+            r.search_chunk(&out)?;
+        }
     }
 }
 

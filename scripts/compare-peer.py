@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Side-by-side speed of zipvox and its peer (onnxruntime / sherpa-onnx), same machine, same run.
 
-usage: scripts/compare-peer.py [--shared DIR] [--repeat N] [--bin PATH] [MODEL_NAME ...]
+usage: scripts/compare-peer.py [--shared DIR] [--repeat N] [--bin PATH] [--streams N] [MODEL_NAME ...]
 
 For each model under SHARED/models (default: the 3.3M test model and the bench-* models):
   - zipvox: `zipvox bench --json` on test_wavs/1.wav (load, encoder ms/chunk, RTF, peak RSS)
@@ -9,6 +9,11 @@ For each model under SHARED/models (default: the 3.3M test model and the bench-*
   - sherpa-onnx: SHARED/tools/sherpa_decode.py on the same WAV (RTF, fastest of N), plus its model
     load time and peak RSS measured here (the Python process: interpreter + numpy included)
 and prints a Markdown table with zipvox/peer ratios (lower is better for zipvox).
+With --streams N (N > 1), a second table: N streams at once through one loaded model,
+`zipvox bench --streams N` (batched per layer, and the same streams one by one) against
+scripts/sherpa_streams.py (sherpa-onnx's decode_streams: onnxruntime batches the ready
+streams), on the same WAVs in turn (1.wav, 0.wav and the dev clips), for the models with a
+dynamic batch axis (the fixed-shape 3.3M model cannot batch in onnxruntime).
 Needs: pip install sherpa-onnx onnxruntime numpy.
 """
 import argparse, json, os, subprocess, sys, time
@@ -18,6 +23,7 @@ ap.add_argument("--shared", default=os.environ.get("ZIPVOX_SHARED", os.path.join
 ap.add_argument("--repeat", type=int, default=3)
 ap.add_argument("--bin", default=os.path.join(os.path.dirname(__file__), "..", "target", "release", "zipvox"))
 ap.add_argument("--iters", type=int, default=30, help="onnxruntime encoder runs")
+ap.add_argument("--streams", type=int, default=1, help="also compare N streams at once (N > 1)")
 ap.add_argument("models", nargs="*", default=["zipformer2-en-gigaspeech-3.3m", "bench-zipformer2-small-random", "bench-zipformer2-medium-random"])
 a = ap.parse_args()
 shared = os.path.abspath(a.shared)
@@ -84,3 +90,24 @@ for name, z, ort_ms, s, s_load, z_rss, s_rss in rows:
 print()
 for name, z, *_ in rows:
     print(f"{name}: zipvox encoder {z['encoder_gmacs']:.3f} GMAC/chunk at {z['encoder_gmac_per_s']:.1f} GMAC/s; joiner {z['joiner_ms_per_call']:.4f} ms/call; decoder {z['decoder_ms_per_call']:.4f} ms/call")
+
+if a.streams > 1:
+    dev = os.path.join(shared, "audio", "dev", "wav")
+    clips = [wav, os.path.join(os.path.dirname(wav), "0.wav")]
+    clips += sorted(os.path.join(dev, f) for f in os.listdir(dev) if f.endswith(".wav"))
+    clips = clips[:a.streams]
+    print()
+    print(f"{a.streams} streams at once, 1 thread each, 0.1 s pieces per stream per round; WAVs: {', '.join(os.path.basename(c) for c in clips)}")
+    print()
+    print("| model | aggregate RTF zipvox batched | zipvox one by one | sherpa-onnx decode_streams | ratio (batched / sherpa-onnx) | real-time streams per core zipvox / sherpa-onnx | zipvox transcripts = alone |")
+    print("|---|---|---|---|---|---|---|")
+    for name in a.models:
+        d = os.path.join(shared, "models", name)
+        z = json.loads(run([a.bin, "bench", "--json", "--repeat", str(a.repeat), "--streams", str(a.streams), "--model", d] + clips))
+        try:
+            s = json.loads(run([sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)), "sherpa_streams.py"), d,
+                                "--streams", str(a.streams), "--repeat", str(a.repeat)] + clips).strip().splitlines()[-1])
+            peer, ratio, spc = f"{s['rtf']:.4f}", f"{z['rtf'] / s['rtf']:.2f}", f"{1 / s['rtf']:.1f}"
+        except SystemExit:
+            peer, ratio, spc = "n/a (fixed batch 1)", "-", "-"
+        print(f"| {name} | {z['rtf']:.4f} | {z['alone_rtf']:.4f} | {peer} | {ratio} | {z['streams_per_core']:.1f} / {spc} | {z['identical']} |")

@@ -1,10 +1,12 @@
 //! `zipvox bench`: the real pipeline on one WAV, timed per stage, as one line of numbers that
-//! `scripts/compare-peer.sh` sets beside onnxruntime's and sherpa-onnx's (same machine, same run).
+//! `scripts/compare-peer.py` sets beside onnxruntime's and sherpa-onnx's (same machine, same run).
+//! With `--streams N`: N streams through one loaded model, batched per layer, against the same
+//! streams decoded one by one.
 
 use super::{DecodingArgs, ModelArgs};
 use crate::audio;
 use crate::model::OpProfile;
-use crate::recognizer::Recognizer;
+use crate::recognizer::{decode_batch, Recognizer};
 use anyhow::Result;
 use clap::Args;
 use serde::Serialize;
@@ -30,8 +32,42 @@ pub struct BenchArgs {
     /// Also time every encoder op (adds overhead; printed after the numbers).
     #[arg(long)]
     pub profile: bool,
-    #[arg(value_name = "WAV")]
-    pub wav: PathBuf,
+    /// Decode this many streams at once through the one loaded model (the WAVs given, in turn),
+    /// fed 0.1 s each in rounds as live microphones would be, their chunks batched per layer;
+    /// reports the aggregate real-time factor and the same streams decoded one by one.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub streams: u32,
+    /// The audio (with --streams, several files are used in turn).
+    #[arg(value_name = "WAV", required = true)]
+    pub wav: Vec<PathBuf>,
+}
+
+/// `--streams N`: aggregate numbers.
+#[derive(Debug, Serialize)]
+pub struct StreamsReport {
+    pub model: String,
+    pub kernels: String,
+    pub decoding: String,
+    pub threads: usize,
+    pub streams: usize,
+    /// Whether the encoder batched the streams' chunks (one weight pass per layer).
+    pub batched: bool,
+    pub load_s: f64,
+    /// Audio of all streams together.
+    pub audio_s: f64,
+    /// Wall time to decode every stream, batched (fastest of `--repeat`).
+    pub decode_s: f64,
+    /// `decode_s / audio_s`.
+    pub rtf: f64,
+    /// Real-time streams one core carries at this batch size (`1 / rtf` on one thread).
+    pub streams_per_core: f64,
+    /// The same streams decoded one after another, each alone.
+    pub alone_decode_s: f64,
+    pub alone_rtf: f64,
+    /// Whether every stream's transcript equals its transcript decoded alone.
+    pub identical: bool,
+    pub peak_rss_mb: f64,
+    pub texts: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -77,10 +113,13 @@ pub fn run(args: &BenchArgs) -> Result<i32> {
     let model = Arc::new(args.model.load()?);
     let load_s = t0.elapsed().as_secs_f64();
     let decoding = args.decoding.config(&model)?;
+    if args.streams > 1 {
+        return run_streams(args, &model, &decoding, load_s);
+    }
     // Reading, sample conversion, downmix and resampling to 16 kHz: the non-model input stages
     // (what the live path's capture thread does per period), timed for the ARM profile.
     let t_in = Instant::now();
-    let samples = audio::read_wav(&args.wav)?.samples;
+    let samples = audio::read_wav(&args.wav[0])?.samples;
     let audio_in_ms = t_in.elapsed().as_secs_f64() * 1e3;
     let audio_s = samples.len() as f64 / audio::MODEL_SAMPLE_RATE as f64;
     let piece = ((args.piece * audio::MODEL_SAMPLE_RATE as f32) as usize).max(1);
@@ -171,4 +210,84 @@ pub fn run(args: &BenchArgs) -> Result<i32> {
         }
     }
     Ok(0)
+}
+
+/// `zipvox bench --streams N`.
+fn run_streams(args: &BenchArgs, model: &Arc<crate::model::Transducer>, decoding: &crate::search::DecodingConfig, load_s: f64) -> Result<i32> {
+    let n = args.streams as usize;
+    let clips = args.wav.iter().map(|w| Ok(audio::read_wav(w)?.samples)).collect::<Result<Vec<_>>>()?;
+    let inputs: Vec<&[f32]> = (0..n).map(|i| &clips[i % clips.len()][..]).collect();
+    let audio_s = inputs.iter().map(|s| s.len()).sum::<usize>() as f64 / audio::MODEL_SAMPLE_RATE as f64;
+    let piece = ((args.piece * audio::MODEL_SAMPLE_RATE as f32) as usize).max(1);
+    let (mut best, mut best_alone) = (f64::MAX, f64::MAX);
+    let (mut texts, mut alone_texts) = (vec![], vec![]);
+    for _ in 0..args.repeat.max(1) {
+        // Batched: every stream gets its next piece, then the ready chunks run together.
+        let mut rs = (0..n).map(|_| Recognizer::with_decoding(model.clone(), decoding)).collect::<Result<Vec<_>>>()?;
+        let t = Instant::now();
+        let rounds = inputs.iter().map(|s| s.len().div_ceil(piece)).max().unwrap_or(0);
+        for round in 0..rounds {
+            for (r, s) in rs.iter_mut().zip(&inputs) {
+                let start = round * piece;
+                if start < s.len() {
+                    let end = (start + piece).min(s.len());
+                    r.accept_waveform_deferred(&s[start..end]);
+                    if end == s.len() {
+                        r.input_finished_deferred();
+                    }
+                }
+            }
+            decode_batch(&mut rs.iter_mut().collect::<Vec<_>>())?;
+        }
+        best = best.min(t.elapsed().as_secs_f64());
+        texts = rs.iter().map(|r| r.result().text).collect();
+        // Alone: the same streams one after another.
+        let t = Instant::now();
+        let mut alone = vec![];
+        for s in &inputs {
+            let mut r = Recognizer::with_decoding(model.clone(), decoding)?;
+            for p in s.chunks(piece) {
+                r.accept_waveform(p)?;
+            }
+            r.input_finished()?;
+            alone.push(r.result().text);
+        }
+        best_alone = best_alone.min(t.elapsed().as_secs_f64());
+        alone_texts = alone;
+    }
+    let threads = crate::kernels::threads::threads();
+    let report = StreamsReport {
+        model: model.files.dir.display().to_string(),
+        kernels: crate::kernels::kernel_summary(),
+        decoding: decoding.method.name().to_string(),
+        threads,
+        streams: n,
+        batched: model.encoder.batches_streams(),
+        load_s,
+        audio_s,
+        decode_s: best,
+        rtf: best / audio_s,
+        streams_per_core: audio_s / best / threads as f64,
+        alone_decode_s: best_alone,
+        alone_rtf: best_alone / audio_s,
+        identical: texts == alone_texts,
+        peak_rss_mb: peak_rss_mb(),
+        texts,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        println!("model              {}", report.model);
+        println!("kernels            {}", report.kernels);
+        println!("decoding           {}", report.decoding);
+        println!("threads            {}", report.threads);
+        println!("streams            {} ({})", report.streams, if report.batched { "batched per layer" } else { "not batchable: one by one" });
+        println!("load               {:.3} s", report.load_s);
+        println!("audio              {:.2} s in all", report.audio_s);
+        println!("decode, batched    {:.4} s, aggregate RTF {:.4}, {:.1} real-time streams per core", report.decode_s, report.rtf, report.streams_per_core);
+        println!("decode, one by one {:.4} s, aggregate RTF {:.4} (batched/alone {:.2})", report.alone_decode_s, report.alone_rtf, report.decode_s / report.alone_decode_s.max(1e-12));
+        println!("transcripts        {}", if report.identical { "identical to each stream decoded alone" } else { "DIFFER from the streams decoded alone" });
+        println!("peak RSS           {:.1} MiB", report.peak_rss_mb);
+    }
+    Ok(if report.identical { 0 } else { 1 })
 }

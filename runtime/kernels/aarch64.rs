@@ -48,7 +48,7 @@
 use core::arch::aarch64::*;
 use core::arch::asm;
 
-use super::qgemm::{for_each_step, Epilogue, PackedI8Weights, Step};
+use super::qgemm::{for_each_step, Epilogue, PackedI8Weights, QRows, RowGroup, Step};
 use super::quantize::{canonical_zero, quantize_one, QuantParams};
 
 /// Selects a monomorphized tile function from run-time (rows, vectors).
@@ -109,17 +109,17 @@ unsafe fn store4(e: &Epilogue, r: usize, c: usize, acc: int32x4_t) {
 // ------------------------------------------------------------------------------------------------
 // NEON (ARMv8.0) qgemm
 
-pub(crate) fn qgemm_neon(a: &[u8], m: usize, zp: u8, w: &PackedI8Weights, scale: f32, bias: Option<&[f32]>, out: &mut [f32]) {
+pub(crate) fn qgemm_neon(groups: &mut [QRows], w: &PackedI8Weights, bias: Option<&[f32]>) {
     debug_assert!(w.kind == super::KernelKind::Neon);
     let kpad = w.kpad;
-    let abuf = bias_activations(a, m, w.k, kpad);
-    let abuf = &abuf[..];
+    let abufs: Vec<Vec<u32>> = groups.iter().map(|g| bias_activations(g.a, g.m, w.k, kpad)).collect();
+    let rows: Vec<RowGroup> = groups.iter_mut().map(|g| RowGroup::of(g, 128 - g.zp as i32)).collect();
     let safe = w.has_i8_min;
-    for_each_step(m, w, NEON_MR, 128 - zp as i32, scale, bias, out, |s| {
+    for_each_step(&rows, w, NEON_MR, bias, |s| {
         // SAFETY: the tile reads its rows of kpad bytes and the panel, writes inside out (see
         // for_each_step); NEON is baseline on aarch64.
         unsafe {
-            let at = (abuf.as_ptr() as *const i8).add(s.r0 * kpad);
+            let at = (abufs[s.group].as_ptr() as *const i8).add(s.r0 * kpad);
             if safe {
                 match_tile!((s.mr, s.width / 8), neon_tile, [true], (at, kpad, kpad / 4, s),
                     (1, 1), (1, 2), (2, 1), (2, 2), (3, 1), (3, 2));
@@ -203,16 +203,16 @@ unsafe fn neon_tile<const MR: usize, const NV: usize, const SAFE: bool>(a: *cons
 // ------------------------------------------------------------------------------------------------
 // Dot-product (ARMv8.2 `sdot`) qgemm
 
-pub(crate) fn qgemm_neon_dotprod(a: &[u8], m: usize, zp: u8, w: &PackedI8Weights, scale: f32, bias: Option<&[f32]>, out: &mut [f32]) {
+pub(crate) fn qgemm_neon_dotprod(groups: &mut [QRows], w: &PackedI8Weights, bias: Option<&[f32]>) {
     debug_assert!(w.kind == super::KernelKind::NeonDotprod);
     let kpad = w.kpad;
-    let abuf = bias_activations(a, m, w.k, kpad);
-    let abuf = &abuf[..];
-    for_each_step(m, w, DOT_MR, 128 - zp as i32, scale, bias, out, |s| {
+    let abufs: Vec<Vec<u32>> = groups.iter().map(|g| bias_activations(g.a, g.m, w.k, kpad)).collect();
+    let rows: Vec<RowGroup> = groups.iter_mut().map(|g| RowGroup::of(g, 128 - g.zp as i32)).collect();
+    for_each_step(&rows, w, DOT_MR, bias, |s| {
         // SAFETY: weights packed for NeonDotprod exist only if the CPU has dotprod (see
         // detect.rs); bounds as in qgemm_neon.
         unsafe {
-            let at = (abuf.as_ptr() as *const i8).add(s.r0 * kpad);
+            let at = (abufs[s.group].as_ptr() as *const i8).add(s.r0 * kpad);
             match_tile!((s.mr, s.width / 4), dot_tile, (at, kpad, kpad / 16, s),
                 (1, 1), (1, 2), (1, 3), (1, 4), (2, 1), (2, 2), (2, 3), (2, 4),
                 (3, 1), (3, 2), (3, 3), (3, 4), (4, 1), (4, 2), (4, 3), (4, 4));

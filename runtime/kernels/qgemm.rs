@@ -270,24 +270,61 @@ pub fn qgemm_u8i8_scalar(
 
 /// Dispatches to the kernel the weights are packed for.
 pub fn qgemm_u8i8(a: &[u8], m: usize, zp: u8, w: &PackedI8Weights, scale: f32, bias: Option<&[f32]>, out: &mut [f32]) {
-    assert_eq!(a.len(), m * w.k);
-    assert_eq!(out.len(), m * w.n);
+    qgemm_u8i8_batch(&mut [QRows { a, m, zp, scale, out }], w, bias);
+}
+
+/// One stream's activation rows for [`qgemm_u8i8_batch`]: `a` is `[m, k]` u8 quantized with
+/// its own zero point, `scale` the product of its scale and the weights', `out` its `[m, n]`.
+pub struct QRows<'a> {
+    pub a: &'a [u8],
+    pub m: usize,
+    pub zp: u8,
+    pub scale: f32,
+    pub out: &'a mut [f32],
+}
+
+/// [`qgemm_u8i8`] for the rows of several streams against the same weights in one pass over
+/// them: each panel of weight columns is read from memory once and used for every stream's
+/// rows while it is in cache. Each stream keeps its own quantization and row tiling, so its
+/// output is bit-identical to a [`qgemm_u8i8`] call of its own (the point: streams batched per
+/// layer give the transcripts they give alone). With large models at a few rows per chunk the
+/// weights' memory traffic is the bound, and this divides it by the number of streams.
+pub fn qgemm_u8i8_batch(groups: &mut [QRows], w: &PackedI8Weights, bias: Option<&[f32]>) {
+    for g in groups.iter() {
+        assert_eq!(g.a.len(), g.m * w.k);
+        assert_eq!(g.out.len(), g.m * w.n);
+    }
     if let Some(b) = bias {
         assert_eq!(b.len(), w.n);
     }
-    if m == 0 || w.n == 0 {
+    if w.n == 0 || groups.iter().all(|g| g.m == 0) {
+        return;
+    }
+    if w.k == 0 {
+        // An empty sum: every row is the bias (or zero).
+        for g in groups.iter_mut() {
+            for row in g.out.chunks_mut(w.n) {
+                for (j, o) in row.iter_mut().enumerate() {
+                    *o = bias.map_or(0.0, |b| b[j]);
+                }
+            }
+        }
         return;
     }
     match w.kind {
-        KernelKind::Scalar => qgemm_u8i8_scalar(a, m, zp, w, scale, bias, out),
+        KernelKind::Scalar => {
+            for g in groups.iter_mut() {
+                qgemm_u8i8_scalar(g.a, g.m, g.zp, w, g.scale, bias, g.out);
+            }
+        }
         #[cfg(target_arch = "x86_64")]
-        KernelKind::Avx2 => super::x86_64::qgemm_avx2(a, m, zp, w, scale, bias, out),
+        KernelKind::Avx2 => super::x86_64::qgemm_avx2(groups, w, bias),
         #[cfg(target_arch = "x86_64")]
-        KernelKind::Avx512Vnni => super::x86_64::qgemm_avx512vnni(a, m, zp, w, scale, bias, out),
+        KernelKind::Avx512Vnni => super::x86_64::qgemm_avx512vnni(groups, w, bias),
         #[cfg(target_arch = "aarch64")]
-        KernelKind::Neon => super::aarch64::qgemm_neon(a, m, zp, w, scale, bias, out),
+        KernelKind::Neon => super::aarch64::qgemm_neon(groups, w, bias),
         #[cfg(target_arch = "aarch64")]
-        KernelKind::NeonDotprod => super::aarch64::qgemm_neon_dotprod(a, m, zp, w, scale, bias, out),
+        KernelKind::NeonDotprod => super::aarch64::qgemm_neon_dotprod(groups, w, bias),
         #[allow(unreachable_patterns)]
         other => unreachable!("weights packed for {} on a CPU without it", other.name()),
     }
@@ -345,7 +382,8 @@ pub(crate) fn row_tiles(m: usize, mr: usize) -> impl Iterator<Item = (usize, usi
 /// One micro-kernel call of [`for_each_step`]: a tile of rows × one panel of columns, all of k.
 #[allow(dead_code)]
 pub(crate) struct Step {
-    /// First row and rows of the tile.
+    /// The row group (stream) the tile belongs to, and the tile's first row and rows in it.
+    pub group: usize,
     pub r0: usize,
     pub mr: usize,
     /// Panel width (columns, a multiple of the kernel's vector width).
@@ -355,71 +393,82 @@ pub(crate) struct Step {
     pub epi: Epilogue,
 }
 
-/// Drives a SIMD kernel over `out[m, n]`: for each panel of columns (read once from memory),
-/// for each tile of at most `mr_max` rows (balanced), one micro-kernel call over all of k. The
-/// panel (`kpad · nr` bytes, e.g. 24 KiB for k = 384 with 64-column panels) stays in L1/L2 for
-/// the following row tiles.
+/// One row group of [`for_each_step`]: `m` rows with their own zero-point correction factor,
+/// scale and `[m, n]` output.
+#[allow(dead_code)]
+pub(crate) struct RowGroup {
+    pub m: usize,
+    pub corr: i32,
+    pub scale: f32,
+    pub out: *mut f32,
+}
+
+impl RowGroup {
+    /// The group of one [`QRows`] with the driver's correction factor for its zero point.
+    #[allow(dead_code)]
+    pub(crate) fn of(q: &mut QRows, corr: i32) -> RowGroup {
+        RowGroup { m: q.m, corr, scale: q.scale, out: q.out.as_mut_ptr() }
+    }
+}
+
+/// Drives a SIMD kernel over each group's `out[m, n]`: for each panel of columns (read once
+/// from memory), for each group, for each tile of at most `mr_max` of its rows (balanced), one
+/// micro-kernel call over all of k. The panel (`kpad · nr` bytes, e.g. 24 KiB for k = 384 with
+/// 64-column panels) stays in L1/L2 for the following row tiles and groups.
 ///
 /// (Cutting k into blocks so that the first row tile's reads from memory interleave with the
 /// other tiles' work, with accumulators spilled between blocks and a software prefetch one block
 /// ahead, was measured slower on Zen 4, hot or streaming weights from DRAM: the hardware
 /// prefetchers already follow the sequential panel reads.)
-#[allow(dead_code, clippy::too_many_arguments)]
-pub(crate) fn for_each_step(
-    m: usize,
-    w: &PackedI8Weights,
-    mr_max: usize,
-    corr: i32,
-    scale: f32,
-    bias: Option<&[f32]>,
-    out: &mut [f32],
-    f: impl Fn(&Step) + Sync,
-) {
+///
+/// The caller holds the `&mut` of every group's output while this runs.
+#[allow(dead_code)]
+pub(crate) fn for_each_step(groups: &[RowGroup], w: &PackedI8Weights, mr_max: usize, bias: Option<&[f32]>, f: impl Fn(&Step) + Sync) {
     let (n, kpad, l) = (w.n, w.kpad, w.layout);
-    debug_assert!(l.kgroup != 0 && out.len() == m * n);
-    let out_ptr = SyncPtr(out.as_mut_ptr());
+    debug_assert!(l.kgroup != 0);
+    let rows: usize = groups.iter().map(|g| g.m).sum();
     // Every panel is `nr` wide but the last.
     let panels = w.npad.div_ceil(l.nr);
     let run = |p0: usize, p1: usize| {
-        let out_ptr = &out_ptr;
         for p in p0..p1 {
             let j0 = p * l.nr;
             let width = l.nr.min(w.npad - j0);
-            for (r0, mr) in row_tiles(m, mr_max) {
-                // SAFETY (pointer offsets): r0 < m, j0 < n, col_sums has npad ≥ j0 + width
-                // entries, the panel is inside data.
-                let step = unsafe {
-                    Step {
-                        r0,
-                        mr,
-                        width,
-                        panel: w.data.as_ptr().add(j0 * kpad),
-                        epi: Epilogue {
-                            out: out_ptr.0.add(r0 * n + j0),
-                            ldo: n,
-                            valid: width.min(n - j0),
-                            col_sums: w.col_sums.as_ptr().add(j0),
-                            corr,
-                            scale,
-                            bias: bias.map_or(core::ptr::null(), |b| b.as_ptr().add(j0)),
-                        },
-                    }
-                };
-                f(&step);
+            for (gi, g) in groups.iter().enumerate() {
+                for (r0, mr) in row_tiles(g.m, mr_max) {
+                    // SAFETY (pointer offsets): r0 < m, j0 < n, col_sums has npad ≥ j0 + width
+                    // entries, the panel is inside data.
+                    let step = unsafe {
+                        Step {
+                            group: gi,
+                            r0,
+                            mr,
+                            width,
+                            panel: w.data.as_ptr().add(j0 * kpad),
+                            epi: Epilogue {
+                                out: g.out.add(r0 * n + j0),
+                                ldo: n,
+                                valid: width.min(n - j0),
+                                col_sums: w.col_sums.as_ptr().add(j0),
+                                corr: g.corr,
+                                scale: g.scale,
+                                bias: bias.map_or(core::ptr::null(), |b| b.as_ptr().add(j0)),
+                            },
+                        }
+                    };
+                    f(&step);
+                }
             }
         }
     };
     // With `--threads`, whole panels go to the workers: each reads only its share of the
     // weights (splitting rows instead would stream every weight once per worker), and every
     // output value is computed exactly as on one thread.
-    super::threads::split_range(panels, m * w.k * n, run);
+    super::threads::split_range(panels, rows * w.k * n, run);
 }
 
-/// A raw output pointer shared by the workers of [`for_each_step`], which write disjoint
-/// column panels of it.
-struct SyncPtr(*mut f32);
-// SAFETY: only used for writes to disjoint panels while the `&mut` it came from is held.
-unsafe impl Sync for SyncPtr {}
+// SAFETY: a group's output pointer is shared by the workers of [`for_each_step`], which write
+// disjoint column panels of it while the `&mut` it came from is held.
+unsafe impl Sync for RowGroup {}
 
 #[cfg(test)]
 mod tests {
@@ -479,6 +528,40 @@ mod tests {
             let mut o = vec![0f32; m * n];
             qgemm_u8i8_scalar(&a, m, 7, &PackedI8Weights::pack_unchecked(&w, k, n, kind), 0.01, Some(&bias), &mut o);
             assert_eq!(o, r);
+        }
+    }
+
+    /// Streams batched through one weight pass give each stream exactly its own call's output.
+    #[test]
+    fn batched_streams_equal_their_own_calls() {
+        let mut s = 5u64;
+        for kind in super::super::detect::available_kernel_kinds() {
+            for &(k, n) in &[(1, 1), (33, 65), (64, 130), (129, 17)] {
+                let w: Vec<i8> = (0..k * n).map(|_| lcg(&mut s) as i8).collect();
+                let packed = PackedI8Weights::new_for(&w, k, n, kind);
+                let bias: Vec<f32> = (0..n).map(|j| j as f32 * 0.5 - 7.0).collect();
+                // Streams of 3, 0, 16, 1 and 7 rows, each with its own zero point and scale.
+                let ms = [3usize, 0, 16, 1, 7];
+                let acts: Vec<Vec<u8>> = ms.iter().map(|&m| (0..m * k).map(|_| lcg(&mut s) as u8).collect()).collect();
+                let params: Vec<(u8, f32)> = ms.iter().map(|_| (lcg(&mut s) as u8, 1e-3 * (1 + lcg(&mut s) % 50) as f32)).collect();
+                for b in [None, Some(&bias[..])] {
+                    let mut alone: Vec<Vec<f32>> = ms.iter().map(|&m| vec![f32::NAN; m * n]).collect();
+                    for (i, &m) in ms.iter().enumerate() {
+                        qgemm_u8i8(&acts[i], m, params[i].0, &packed, params[i].1, b, &mut alone[i]);
+                    }
+                    let mut outs: Vec<Vec<f32>> = ms.iter().map(|&m| vec![f32::NAN; m * n]).collect();
+                    let mut groups: Vec<QRows> = outs
+                        .iter_mut()
+                        .enumerate()
+                        .map(|(i, o)| QRows { a: &acts[i], m: ms[i], zp: params[i].0, scale: params[i].1, out: o })
+                        .collect();
+                    qgemm_u8i8_batch(&mut groups, &packed, b);
+                    for i in 0..ms.len() {
+                        let bits = |v: &Vec<f32>| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                        assert_eq!(bits(&outs[i]), bits(&alone[i]), "{kind} {k}x{n} stream {i}");
+                    }
+                }
+            }
         }
     }
 

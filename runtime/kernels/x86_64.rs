@@ -19,7 +19,7 @@
 
 use core::arch::x86_64::*;
 
-use super::qgemm::{for_each_step, PackedI8Weights, Step};
+use super::qgemm::{for_each_step, PackedI8Weights, QRows, RowGroup, Step};
 use super::quantize::{canonical_zero, quantize_one, QuantParams};
 
 /// Selects a monomorphized tile function from run-time (rows, vectors).
@@ -37,35 +37,41 @@ macro_rules! match_tile {
 
 const AVX2_MR: usize = 4;
 
-pub(crate) fn qgemm_avx2(a: &[u8], m: usize, zp: u8, w: &PackedI8Weights, scale: f32, bias: Option<&[f32]>, out: &mut [f32]) {
+pub(crate) fn qgemm_avx2(groups: &mut [QRows], w: &PackedI8Weights, bias: Option<&[f32]>) {
     debug_assert!(w.kind == super::KernelKind::Avx2);
     // SAFETY: weights packed for Avx2 exist only if the CPU supports AVX2 (see detect.rs); the
     // slices' lengths were checked by the caller.
-    unsafe { avx2_driver(a, m, zp, w, scale, bias, out) }
+    unsafe { avx2_driver(groups, w, bias) }
 }
 
 #[target_feature(enable = "avx2")]
-unsafe fn avx2_driver(a: &[u8], m: usize, zp: u8, w: &PackedI8Weights, scale: f32, bias: Option<&[f32]>, out: &mut [f32]) {
+unsafe fn avx2_driver(groups: &mut [QRows], w: &PackedI8Weights, bias: Option<&[f32]>) {
     let (k, kpad) = (w.k, w.kpad);
-    // Activations as i16 `a - zp`, padded with zeros to kpad, read as i32 (k pairs).
+    // Per group, activations as i16 `a - zp`, padded with zeros to kpad, read as i32 (k pairs).
     let lda = kpad / 2;
-    let mut a16 = vec![0i32; m * lda];
-    {
-        // SAFETY: i32 → 2 × i16 view of the same allocation.
-        let a16s = unsafe { core::slice::from_raw_parts_mut(a16.as_mut_ptr() as *mut i16, m * kpad) };
-        let zp = zp as i16;
-        for r in 0..m {
-            let dst = &mut a16s[r * kpad..r * kpad + k];
-            for (d, &s) in dst.iter_mut().zip(&a[r * k..(r + 1) * k]) {
-                *d = s as i16 - zp;
+    let a16: Vec<Vec<i32>> = groups
+        .iter()
+        .map(|g| {
+            let m = g.m;
+            let mut buf = vec![0i32; m * lda];
+            // SAFETY: i32 → 2 × i16 view of the same allocation.
+            let a16s = unsafe { core::slice::from_raw_parts_mut(buf.as_mut_ptr() as *mut i16, m * kpad) };
+            let zp = g.zp as i16;
+            for r in 0..m {
+                let dst = &mut a16s[r * kpad..r * kpad + k];
+                for (d, &s) in dst.iter_mut().zip(&g.a[r * k..(r + 1) * k]) {
+                    *d = s as i16 - zp;
+                }
             }
-        }
-    }
+            buf
+        })
+        .collect();
     // corr is 0: the zero point was subtracted from the activations.
-    for_each_step(m, w, AVX2_MR, 0, scale, bias, out, |s| {
-        // SAFETY: the step's rows and k block are inside a16 (see for_each_step).
+    let rows: Vec<RowGroup> = groups.iter_mut().map(|g| RowGroup::of(g, 0)).collect();
+    for_each_step(&rows, w, AVX2_MR, bias, |s| {
+        // SAFETY: the step's rows and k block are inside its group's a16 (see for_each_step).
         unsafe {
-            let ap = a16.as_ptr().add(s.r0 * lda);
+            let ap = a16[s.group].as_ptr().add(s.r0 * lda);
             match_tile!((s.mr, s.width / 8), avx2_tile, (ap, lda, lda, s),
                 (1, 1), (1, 2), (2, 1), (2, 2), (3, 1), (3, 2), (4, 1), (4, 2));
         }
@@ -130,33 +136,40 @@ unsafe fn avx2_tile<const MR: usize, const NV: usize>(a: *const i32, lda: usize,
 
 const VNNI_MR: usize = 6;
 
-pub(crate) fn qgemm_avx512vnni(a: &[u8], m: usize, zp: u8, w: &PackedI8Weights, scale: f32, bias: Option<&[f32]>, out: &mut [f32]) {
+pub(crate) fn qgemm_avx512vnni(groups: &mut [QRows], w: &PackedI8Weights, bias: Option<&[f32]>) {
     debug_assert!(w.kind == super::KernelKind::Avx512Vnni);
     // SAFETY: weights packed for Avx512Vnni exist only if the CPU supports it (see detect.rs).
-    unsafe { vnni_driver(a, m, zp, w, scale, bias, out) }
+    unsafe { vnni_driver(groups, w, bias) }
 }
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
-unsafe fn vnni_driver(a: &[u8], m: usize, zp: u8, w: &PackedI8Weights, scale: f32, bias: Option<&[f32]>, out: &mut [f32]) {
+unsafe fn vnni_driver(groups: &mut [QRows], w: &PackedI8Weights, bias: Option<&[f32]>) {
     let (k, kpad) = (w.k, w.kpad);
     // The raw u8 rows are read 4 bytes at a time: pad k to a multiple of 4 in a copy if needed
     // (the padding multiplies zero weights, its value does not matter).
-    let padded;
-    let (asl, lda): (&[u8], usize) = if k == kpad {
-        (a, k)
+    let padded: Vec<Vec<u8>> = if k == kpad {
+        vec![]
     } else {
-        let mut p = vec![0u8; m * kpad];
-        for r in 0..m {
-            p[r * kpad..r * kpad + k].copy_from_slice(&a[r * k..(r + 1) * k]);
-        }
-        padded = p;
-        (&padded, kpad)
+        groups
+            .iter()
+            .map(|g| {
+                let m = g.m;
+                let mut p = vec![0u8; m * kpad];
+                for r in 0..m {
+                    p[r * kpad..r * kpad + k].copy_from_slice(&g.a[r * k..(r + 1) * k]);
+                }
+                p
+            })
+            .collect()
     };
-    for_each_step(m, w, VNNI_MR, -(zp as i32), scale, bias, out, |s| {
-        // SAFETY: the step's rows and k block are inside the activations (see for_each_step).
+    let rows_of: Vec<&[u8]> = if k == kpad { groups.iter().map(|g| g.a).collect() } else { padded.iter().map(|p| &p[..]).collect() };
+    let rows: Vec<RowGroup> = groups.iter_mut().map(|g| RowGroup::of(g, -(g.zp as i32))).collect();
+    for_each_step(&rows, w, VNNI_MR, bias, |s| {
+        // SAFETY: the step's rows and k block are inside its group's activations (see
+        // for_each_step).
         unsafe {
-            let at = asl.as_ptr().add(s.r0 * lda);
-            match_tile!((s.mr, s.width / 16), vnni_tile, (at, lda, kpad / 4, s),
+            let at = rows_of[s.group].as_ptr().add(s.r0 * kpad);
+            match_tile!((s.mr, s.width / 16), vnni_tile, (at, kpad, kpad / 4, s),
                 (1, 1), (1, 2), (1, 3), (1, 4), (2, 1), (2, 2), (2, 3), (2, 4),
                 (3, 1), (3, 2), (3, 3), (3, 4), (4, 1), (4, 2), (4, 3), (4, 4),
                 (5, 1), (5, 2), (5, 3), (5, 4), (6, 1), (6, 2), (6, 3), (6, 4));

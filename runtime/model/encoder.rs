@@ -43,6 +43,51 @@ pub struct EncoderModel {
     pub repaired: Vec<String>,
     /// Dynamic-quantization matmul chains replaced by the fused int8 op.
     pub fused_matmuls: usize,
+    /// How to run several streams' chunks node by node ([`run_chunks`]); `None` when the plan
+    /// needs tract's own run loop (symbolic shapes, stateful ops): streams then run one by one.
+    lockstep: Option<Lockstep>,
+}
+
+/// The plan's evaluation order with, per step, the values no later step reads (freed as
+/// tract's own loop frees them) and whether the node is a fused int8 matmul (batched).
+struct Lockstep {
+    order: Vec<usize>,
+    flush: Vec<Vec<usize>>,
+    batched: Vec<bool>,
+}
+
+impl Lockstep {
+    fn new(plan: &Plan) -> Option<Lockstep> {
+        let model = plan.model();
+        // Lockstep evaluation skips tract's symbol resolution and stateful-op hooks: only for
+        // plans that need neither (the batch-1 plans zipvox builds have concrete shapes).
+        let concrete = model.nodes().iter().all(|n| n.outputs.iter().all(|o| o.fact.shape.is_concrete()));
+        let stateless = model.nodes().iter().all(|n| {
+            let ctx = tract_onnx::tract_core::plan::EvalContext::out_of_plan();
+            matches!(n.op.state(&ctx), Ok(None))
+        });
+        if !concrete || !stateless {
+            return None;
+        }
+        let order = plan.order_without_consts().to_vec();
+        let outputs: std::collections::HashSet<usize> = model.outputs.iter().map(|o| o.node).collect();
+        let in_order: std::collections::HashSet<usize> = order.iter().copied().collect();
+        let mut last_use = std::collections::HashMap::new();
+        for (step, &n) in order.iter().enumerate() {
+            for i in &model.node(n).inputs {
+                last_use.insert(i.node, step);
+            }
+        }
+        let mut flush = vec![vec![]; order.len()];
+        for (node, step) in last_use {
+            // Constants stay for every turn; outputs are taken after the last step.
+            if in_order.contains(&node) && !outputs.contains(&node) {
+                flush[step].push(node);
+            }
+        }
+        let batched = order.iter().map(|&n| model.node(n).op_is::<crate::model::ops::quant_matmul::QuantMatMul>()).collect();
+        Some(Lockstep { order, flush, batched })
+    }
 }
 
 impl EncoderModel {
@@ -147,7 +192,9 @@ impl EncoderModel {
             let cast_to = (out_dt != *dt).then_some(*dt);
             states.push(StateSlot { name: d.name.clone(), input: ix, output, initial, cast_to });
         }
+        let lockstep = Lockstep::new(&plan);
         Ok(EncoderModel {
+            lockstep,
             meta,
             plan,
             x_input,
@@ -163,6 +210,12 @@ impl EncoderModel {
 
     pub fn feature_dim(&self) -> usize {
         self.feature_dim
+    }
+
+    /// Whether [`run_chunks`] batches streams through one weight pass for this plan (else it
+    /// runs them one after another).
+    pub fn batches_streams(&self) -> bool {
+        self.lockstep.is_some()
     }
 
     /// Feature frames per encoder output frame (4 for these models; sherpa-onnx hard-codes it).
@@ -227,17 +280,8 @@ impl EncoderRunner {
     }
 
     fn run_chunk_with(&mut self, features: &[f32], profile: Option<&mut OpProfile>) -> Result<TValue> {
-        let m = &self.model;
-        let x = Tensor::from_shape(&[1, m.meta.chunk_frames, m.feature_dim], features)?;
-        let n_inputs = m.states.len() + 1;
-        let mut inputs: TVec<Option<TValue>> = (0..n_inputs).map(|_| None).collect();
-        inputs[m.x_input] = Some(x.into_tvalue());
-        for (slot, value) in m.states.iter().zip(self.carried.iter_mut()) {
-            // Move the state in; it is replaced by the new one below.
-            inputs[slot.input] = Some(std::mem::replace(value, slot.initial.clone()));
-        }
-        let inputs: TVec<TValue> = inputs.into_iter().map(|v| v.expect("every input is set")).collect();
-        let mut outputs = match profile {
+        let inputs = self.take_inputs(features)?;
+        let outputs = match profile {
             None => self.state.run(inputs),
             Some(p) => self.state.run_plan_with_eval(inputs, |ctx, op_state, node, input| {
                 let t0 = std::time::Instant::now();
@@ -247,6 +291,26 @@ impl EncoderRunner {
             }),
         }
         .context("encoder chunk failed")?;
+        self.keep_outputs(outputs)
+    }
+
+    /// The plan's inputs for one chunk: the features and the carried states (moved out).
+    fn take_inputs(&mut self, features: &[f32]) -> Result<TVec<TValue>> {
+        let m = &self.model;
+        let x = Tensor::from_shape(&[1, m.meta.chunk_frames, m.feature_dim], features)?;
+        let n_inputs = m.states.len() + 1;
+        let mut inputs: TVec<Option<TValue>> = (0..n_inputs).map(|_| None).collect();
+        inputs[m.x_input] = Some(x.into_tvalue());
+        for (slot, value) in m.states.iter().zip(self.carried.iter_mut()) {
+            // Move the state in; it is replaced by the new one in `keep_outputs`.
+            inputs[slot.input] = Some(std::mem::replace(value, slot.initial.clone()));
+        }
+        Ok(inputs.into_iter().map(|v| v.expect("every input is set")).collect())
+    }
+
+    /// Keeps the new states of a chunk's outputs for the next chunk; returns `encoder_out`.
+    fn keep_outputs(&mut self, mut outputs: TVec<TValue>) -> Result<TValue> {
+        let m = &self.model;
         for (slot, value) in m.states.iter().zip(self.carried.iter_mut()) {
             let new = std::mem::replace(&mut outputs[slot.output], slot.initial.clone());
             *value = match slot.cast_to {
@@ -256,6 +320,67 @@ impl EncoderRunner {
         }
         Ok(outputs.swap_remove(m.out_index))
     }
+}
+
+/// Runs one chunk for each of several streams of the same model: `features[s]` for
+/// `runners[s]`; returns each stream's `encoder_out`. The streams advance through the plan
+/// together, node by node, so that each fused int8 matmul reads its weights once for all of
+/// them ([`QuantMatMul::eval_batch`]); every other node runs for each stream as in
+/// [`EncoderRunner::run_chunk`]. Each stream's result is bit-identical to its own
+/// `run_chunk` (its activations are quantized on their own), so batching never changes a
+/// transcript. What it saves is memory traffic: a large model at a few rows per chunk is
+/// bound by reading its weights (66 MB per chunk for the medium model), once per stream alone.
+///
+/// [`QuantMatMul::eval_batch`]: crate::model::ops::quant_matmul::QuantMatMul::eval_batch
+pub fn run_chunks(runners: &mut [&mut EncoderRunner], features: &[&[f32]]) -> Result<Vec<TValue>> {
+    assert_eq!(runners.len(), features.len());
+    let Some(first) = runners.first() else { return Ok(vec![]) };
+    let model = first.model.clone();
+    if let Some(r) = runners.iter().find(|r| !std::sync::Arc::ptr_eq(&r.model, &model)) {
+        bail!("streams of different models cannot run together ({} and {})", model.meta.model_type(), r.model.meta.model_type());
+    }
+    let Some(lock) = model.lockstep.as_ref().filter(|_| runners.len() > 1) else {
+        return runners.iter_mut().zip(features).map(|(r, f)| r.run_chunk(f)).collect();
+    };
+    let graph = model.plan.model();
+    for (r, f) in runners.iter_mut().zip(features) {
+        let inputs = r.take_inputs(f)?;
+        r.state.set_inputs(inputs)?;
+    }
+    let run = |runners: &mut [&mut EncoderRunner]| -> TractResult<()> {
+        for (step, &n) in lock.order.iter().enumerate() {
+            if lock.batched[step] {
+                let op = graph.node(n).op_as::<crate::model::ops::quant_matmul::QuantMatMul>().expect("a fused int8 matmul");
+                let inputs = runners.iter().map(|r| r.state.prepare_inputs(n)).collect::<TractResult<Vec<_>>>()?;
+                let outputs = op.eval_batch(&inputs).with_context(|| format!("Evaluating {}", graph.node(n)))?;
+                for (r, o) in runners.iter_mut().zip(outputs) {
+                    r.state.set_values(n, o)?;
+                }
+            } else {
+                for r in runners.iter_mut() {
+                    r.state.compute_one(n)?;
+                }
+            }
+            for r in runners.iter_mut() {
+                for &f in &lock.flush[step] {
+                    r.state.turn_state.values[f] = None;
+                }
+            }
+        }
+        Ok(())
+    };
+    let ran = run(runners);
+    let mut results = Vec::with_capacity(runners.len());
+    for r in runners.iter_mut() {
+        let outputs = if ran.is_ok() { Some(r.state.outputs()) } else { None };
+        // Always leave the states ready for the next chunk, as `run` does.
+        r.state.reset_turn()?;
+        if let Some(outputs) = outputs {
+            results.push(r.keep_outputs(outputs.context("encoder chunk failed")?)?);
+        }
+    }
+    ran.context("encoder chunk failed")?;
+    Ok(results)
 }
 
 /// Accumulated wall time and call count per op name and per node (for `zipvox bench --profile`).

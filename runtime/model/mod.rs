@@ -19,7 +19,7 @@ pub mod tokens;
 pub mod units;
 
 pub use decoder::{DecoderModel, DecoderRunner};
-pub use encoder::{EncoderModel, EncoderRunner, OpProfile};
+pub use encoder::{run_chunks, EncoderModel, EncoderRunner, OpProfile};
 pub use files::{FileOverrides, ModelFiles, Precision};
 
 pub use joiner::{JoinerModel, JoinerRunner};

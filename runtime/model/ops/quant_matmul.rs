@@ -6,7 +6,7 @@
 //! follow onnxruntime's (exact integer accumulation, same rounding rules); tract's own lowering
 //! of the chain costs a quantize node, a packing node, an i32 matmul and three elementwise nodes.
 
-use crate::kernels::qgemm::{qgemm_u8i8, PackedI8Weights};
+use crate::kernels::qgemm::{qgemm_u8i8_batch, PackedI8Weights, QRows};
 use crate::kernels::quantize::quantize_u8;
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -41,24 +41,74 @@ impl PartialEq for QuantMatMul {
 impl Eq for QuantMatMul {}
 
 thread_local! {
-    /// Quantized activations of the op being evaluated (reused: no allocation per call).
-    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    /// Quantized activations of the op being evaluated, one buffer per stream (reused: no
+    /// allocation per call).
+    static SCRATCH: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
 }
 
 impl QuantMatMul {
     /// Runs the op on a row-major `[m, k]` activation into `out` (`[m, n]`).
     pub fn compute(&self, x: &[f32], out: &mut [f32]) {
-        let k = self.weights.k();
-        let m = x.len() / k;
+        self.compute_batch(&[x], &mut [out]);
+    }
+
+    /// Runs the op for several streams' activations in one pass over the weights
+    /// ([`qgemm_u8i8_batch`]). Each stream is quantized on its own, as its own graph does, so
+    /// its output is bit-identical to [`QuantMatMul::compute`] of it alone.
+    pub fn compute_batch(&self, xs: &[&[f32]], outs: &mut [&mut [f32]]) {
+        assert_eq!(xs.len(), outs.len());
+        let (k, n) = (self.weights.k(), self.weights.n());
+        // Rows of each stream (from the input, or from the output when k is 0).
+        let rows = |x: &[f32], out: &[f32]| if k > 0 { x.len() / k } else { out.len() / n.max(1) };
         SCRATCH.with(|s| {
             let mut q = s.borrow_mut();
-            q.resize(x.len(), 0);
-            let p = quantize_u8(x, &mut q);
-            // onnxruntime multiplies the two scales first (`a_scale * w_scale`), then the
-            // converted accumulator by that product.
-            let scale = p.scale * self.weight_scale;
-            qgemm_u8i8(&q, m, p.zero_point, &self.weights, scale, self.bias.as_deref().map(|b| b.as_slice()), out);
+            if q.len() < xs.len() {
+                q.resize_with(xs.len(), Vec::new);
+            }
+            let mut params = Vec::with_capacity(xs.len());
+            for (x, buf) in xs.iter().zip(q.iter_mut()) {
+                buf.resize(x.len(), 0);
+                let p = quantize_u8(x, buf);
+                // onnxruntime multiplies the two scales first (`a_scale * w_scale`), then the
+                // converted accumulator by that product.
+                params.push((p.zero_point, p.scale * self.weight_scale));
+            }
+            let mut groups: Vec<QRows> = q
+                .iter()
+                .zip(outs.iter_mut())
+                .zip(&params)
+                .zip(xs)
+                .map(|(((a, out), &(zp, scale)), x)| QRows { a: &a[..], m: rows(x, out), zp, scale, out: &mut **out })
+                .collect();
+            qgemm_u8i8_batch(&mut groups, &self.weights, self.bias.as_deref().map(|b| b.as_slice()));
         })
+    }
+
+    /// The output tensor for input `x` (`[…, k]` → `[…, n]`), not yet written.
+    fn output_for(&self, x: &TValue) -> TractResult<Tensor> {
+        let k = self.weights.k();
+        let shape = x.shape();
+        if shape.last() != Some(&k) {
+            bail!("ZipvoxQuantMatMul: input shape {:?} does not end in k={}", shape, k);
+        }
+        let mut out_shape: TVec<usize> = shape.into();
+        *out_shape.last_mut().unwrap() = self.weights.n();
+        // SAFETY: f32 has no invalid bit patterns, and `compute_batch` writes every element
+        // (every row, every column) before the tensor is read; no memset per call.
+        unsafe { Tensor::uninitialized::<f32>(&out_shape) }
+    }
+
+    /// [`EvalOp::eval`] for the same node of several streams at once: `inputs[s]` is stream
+    /// `s`'s input list; returns each stream's outputs.
+    pub fn eval_batch(&self, inputs: &[TVec<TValue>]) -> TractResult<Vec<TVec<TValue>>> {
+        let mut outs = inputs.iter().map(|i| self.output_for(&i[0])).collect::<TractResult<Vec<_>>>()?;
+        {
+            let xs = inputs.iter().map(|i| i[0].try_as_plain_ram()?.as_slice::<f32>()).collect::<TractResult<Vec<_>>>()?;
+            let mut views = outs.iter_mut().map(|o| o.try_as_plain_ram_mut()).collect::<TractResult<Vec<_>>>()?;
+            let mut slices = views.iter_mut().map(|v| v.as_slice_mut::<f32>()).collect::<TractResult<Vec<_>>>()?;
+            self.compute_batch(&xs, &mut slices);
+        }
+        Ok(outs.into_iter().map(|o| tvec!(o.into_tvalue())).collect())
     }
 }
 
@@ -84,21 +134,7 @@ impl EvalOp for QuantMatMul {
     op_out_of_plan!();
 
     fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
-        let x = &inputs[0];
-        let k = self.weights.k();
-        let shape = x.shape();
-        if shape.last() != Some(&k) {
-            bail!("ZipvoxQuantMatMul: input shape {:?} does not end in k={}", shape, k);
-        }
-        let mut out_shape: TVec<usize> = shape.into();
-        *out_shape.last_mut().unwrap() = self.weights.n();
-        let mut out = Tensor::zero::<f32>(&out_shape)?;
-        {
-            let xs = x.try_as_plain_ram()?.as_slice::<f32>()?;
-            let mut view = out.try_as_plain_ram_mut()?;
-            self.compute(xs, view.as_slice_mut::<f32>()?);
-        }
-        Ok(tvec!(out.into_tvalue()))
+        Ok(self.eval_batch(std::slice::from_ref(&inputs))?.pop().expect("one stream in, one out"))
     }
 }
 
