@@ -10,4 +10,5 @@ pub mod matmul;
 pub mod quant_matmul;
 pub mod range;
 pub mod reductions;
+pub mod select;
 pub mod swoosh;
