@@ -12,6 +12,7 @@ pub mod files;
 pub mod joiner;
 pub mod meta;
 pub mod onnx;
+pub mod optimized;
 pub mod pinyin;
 pub mod ops;
 pub mod rewrite;

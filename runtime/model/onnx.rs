@@ -153,8 +153,8 @@ impl OnnxFile {
             .map(|o| typed.outlet_label(*o).map(|s| s.to_string()).unwrap_or_else(|| typed.node(o.node).name.clone()))
             .collect();
         let mut optimized = typed.into_optimized().with_context(|| format!("{what}: tract could not optimize the graph"))?;
-        let selects = super::ops::select::use_select_const(&mut optimized).with_context(|| format!("{what}: replacing mask selects"))?;
-        log::debug!("{what}: {selects} mask selects as ZipvoxSelectConst");
+        let (selects, moves) = super::optimized::run(&mut optimized).with_context(|| format!("{what}: rewriting the optimized graph"))?;
+        log::debug!("{what}: {selects} mask selects as ZipvoxSelectConst, {moves} axis moves as reshapes");
         let plan = TypedSimplePlan::new(optimized).with_context(|| format!("{what}: cannot build an execution plan"))?;
         Ok((plan, names))
     }

@@ -7,7 +7,8 @@
 //! (about 7 µs for a 9,216-element `[4, 1, 16, 144]` select on Zen 4; the medium model runs 48
 //! of them per chunk). A select computes no new value, so the output is the same bit for bit.
 //! Every other `Where` (a non-constant or non-scalar `c`, another type, `x` broadcast by the
-//! mask) stays tract's op. The replacement runs on the optimized graph ([`use_select_const`]).
+//! mask) stays tract's op. The replacement runs on the optimized graph
+//! (`model::optimized::select_masks`).
 
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
@@ -104,40 +105,6 @@ impl TypedOp for SelectConst {
     }
 
     as_op!();
-}
-
-/// Replaces every `Iff` of the optimized graph that is such a select by [`SelectConst`]
-/// (after tract's optimizations, which is when an expanded constant is known to be one value
-/// everywhere); returns how many.
-pub fn use_select_const(model: &mut TypedModel) -> TractResult<usize> {
-    let mut count = 0;
-    for id in model.eval_order()? {
-        let node = model.node(id);
-        if !node.op_is::<tract_onnx::tract_core::ops::logic::Iff>() || node.inputs.len() != 3 {
-            continue;
-        }
-        let (mask, value, x) = (model.outlet_fact(node.inputs[0])?, model.outlet_fact(node.inputs[1])?, model.outlet_fact(node.inputs[2])?);
-        // A constant, or a value tract knows to be the same everywhere (an expanded constant).
-        let scalar = value
-            .konst
-            .as_ref()
-            .or(value.uniform.as_ref())
-            .filter(|k| k.datum_type() == f32::datum_type() && k.len() == 1)
-            .and_then(|k| k.try_as_plain_ram().ok().and_then(|v| v.as_slice::<f32>().ok().map(|s| s[0])));
-        let out = &node.outputs[0].fact;
-        let fits = mask.datum_type == bool::datum_type()
-            && x.datum_type == f32::datum_type()
-            && out.datum_type == f32::datum_type()
-            && x.shape == out.shape
-            && mask.rank() == x.rank()
-            && mask.shape.iter().zip(x.shape.iter()).all(|(m, d)| m.is_one() || m == d);
-        let Some(value) = scalar.filter(|_| fits) else { continue };
-        let inputs = [node.inputs[0], node.inputs[2]];
-        let patch = TypedModelPatch::replace_single_op(model, node, &inputs, SelectConst { value })?;
-        patch.apply(model)?;
-        count += 1;
-    }
-    Ok(count)
 }
 
 #[cfg(test)]
