@@ -10,7 +10,7 @@ For each model under SHARED/models (default: the 3.3M test model and the bench-*
     load time and peak RSS measured here (the Python process: interpreter + numpy included)
 and prints a Markdown table with zipvox/peer ratios (lower is better for zipvox).
 With --streams N (N > 1), a second table: N streams at once through one loaded model,
-`zipvox bench --streams N` (batched per layer, and the same streams one by one) against
+`zipvox bench --streams N` (batched per layer, and the same rounds unbatched) against
 scripts/sherpa_streams.py (sherpa-onnx's decode_streams: onnxruntime batches the ready
 streams), on the same WAVs in turn (1.wav, 0.wav and the dev clips), for the models with a
 dynamic batch axis (the fixed-shape 3.3M model cannot batch in onnxruntime).
@@ -99,7 +99,7 @@ if a.streams > 1:
     print()
     print(f"{a.streams} streams at once, 1 thread each, 0.1 s pieces per stream per round; WAVs: {', '.join(os.path.basename(c) for c in clips)}")
     print()
-    print("| model | aggregate RTF zipvox batched | zipvox one by one | sherpa-onnx decode_streams | ratio (batched / sherpa-onnx) | real-time streams per core zipvox / sherpa-onnx | zipvox transcripts = alone |")
+    print("| model | aggregate RTF zipvox batched | zipvox unbatched | sherpa-onnx decode_streams | ratio (batched / sherpa-onnx) | real-time streams per core zipvox / sherpa-onnx | zipvox transcripts = alone |")
     print("|---|---|---|---|---|---|---|")
     for name in a.models:
         d = os.path.join(shared, "models", name)

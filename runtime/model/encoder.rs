@@ -324,8 +324,8 @@ impl EncoderRunner {
 
 /// Runs one chunk for each of several streams of the same model: `features[s]` for
 /// `runners[s]`; returns each stream's `encoder_out`. The streams advance through the plan
-/// together, node by node, so that each fused int8 matmul reads its weights once for all of
-/// them ([`QuantMatMul::eval_batch`]); every other node runs for each stream as in
+/// together from one fused int8 matmul to the next, so that each matmul reads its weights once
+/// for all of them ([`QuantMatMul::eval_batch`]); every other node runs for each stream as in
 /// [`EncoderRunner::run_chunk`]. Each stream's result is bit-identical to its own
 /// `run_chunk` (its activations are quantized on their own), so batching never changes a
 /// transcript. What it saves is memory traffic: a large model at a few rows per chunk is
@@ -347,25 +347,43 @@ pub fn run_chunks(runners: &mut [&mut EncoderRunner], features: &[&[f32]]) -> Re
         let inputs = r.take_inputs(f)?;
         r.state.set_inputs(inputs)?;
     }
+    let flush = |r: &mut EncoderRunner, step: usize| {
+        for &f in &lock.flush[step] {
+            r.state.turn_state.values[f] = None;
+        }
+    };
     let run = |runners: &mut [&mut EncoderRunner]| -> TractResult<()> {
-        for (step, &n) in lock.order.iter().enumerate() {
-            if lock.batched[step] {
+        let steps = lock.order.len();
+        let mut step = 0;
+        while step < steps {
+            // The nodes up to the next fused int8 matmul, one stream after the other, so that
+            // each stream's activations stay in cache from node to node.
+            let end = lock.batched[step..].iter().position(|&b| b).map_or(steps, |p| step + p);
+            for r in runners.iter_mut() {
+                for s in step..end {
+                    // Inputs taken, then the values no later node reads dropped, then the node
+                    // run (tract's order): an op that works in place on its input then holds
+                    // the only reference and need not copy it.
+                    let n = lock.order[s];
+                    let inputs = r.state.prepare_inputs(n)?;
+                    flush(r, s);
+                    r.state.compute_one_with_inputs(n, inputs)?;
+                }
+            }
+            if end < steps {
+                // The matmul for every stream in one pass over its weights.
+                let n = lock.order[end];
                 let op = graph.node(n).op_as::<crate::model::ops::quant_matmul::QuantMatMul>().expect("a fused int8 matmul");
                 let inputs = runners.iter().map(|r| r.state.prepare_inputs(n)).collect::<TractResult<Vec<_>>>()?;
+                for r in runners.iter_mut() {
+                    flush(r, end);
+                }
                 let outputs = op.eval_batch(&inputs).with_context(|| format!("Evaluating {}", graph.node(n)))?;
                 for (r, o) in runners.iter_mut().zip(outputs) {
                     r.state.set_values(n, o)?;
                 }
-            } else {
-                for r in runners.iter_mut() {
-                    r.state.compute_one(n)?;
-                }
             }
-            for r in runners.iter_mut() {
-                for &f in &lock.flush[step] {
-                    r.state.turn_state.values[f] = None;
-                }
-            }
+            step = end + 1;
         }
         Ok(())
     };
