@@ -90,7 +90,7 @@ impl OnnxFile {
     pub fn fuse_int8_matmuls(&mut self) -> usize {
         let (n, ids) = rewrite::int8_matmul::fuse_dynamic_quant_matmuls(&mut self.proto);
         self.packed_ids.extend(ids);
-        n
+        n + rewrite::int8_matmul::fuse_batched_quant_matmuls(&mut self.proto)
     }
 
     /// Graph inputs in declaration order (read from the protobuf, without parsing the graph).
@@ -173,6 +173,7 @@ impl Drop for OnnxFile {
 pub fn onnx_framework() -> tract_onnx::Onnx {
     let mut onnx = tract_onnx::onnx();
     onnx.op_register.insert("Range", |_, _| Ok((expand(OnnxRange), vec![])));
+    onnx.op_register.insert(rewrite::int8_matmul::BATCHED_OP, |_, _| Ok((expand(super::ops::quant_matmul::QuantBatchMatMulExpansion), vec![])));
     onnx.op_register.insert(rewrite::int8_matmul::FUSED_OP, |_, node| {
         let id: i64 = node.get_attr("zipvox_weights")?;
         Ok((expand(QuantMatMulExpansion::from_registry(id as u64)?), vec![]))

@@ -255,3 +255,208 @@ impl Expansion for QuantMatMulExpansion {
         model.wire_node(prefix, op, &inputs[..1])
     }
 }
+
+/// `QuantBatchMatMul(a, b, b_scale)`: onnxruntime's dynamic-quantization chain for a matmul
+/// whose constant int8 operand `b` (`[…, k, n]`, zero point 0) has batch axes
+/// (`rewrite::int8_matmul::fuse_batched_quant_matmuls`; zipformer2's relative-position
+/// projections): `a` (`[…, m, k]`) quantized per tensor to u8 (`kernels::quantize`,
+/// onnxruntime's rounding), the exact i32 sums of `(a_q - a_zp) · b`, converted to f32 and
+/// multiplied by `a_scale · b_scale`. Integer sums are exact, so the result is onnxruntime's bit
+/// for bit. Leading axes broadcast as in ONNX MatMul.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct QuantBatchMatMul;
+
+/// The output's leading (batch) axes: `a`'s and `b`'s broadcast against each other.
+fn batch_shape<D: Clone + PartialEq + std::fmt::Debug>(a: &[D], b: &[D], one: &D) -> TractResult<TVec<D>> {
+    let rank = a.len().max(b.len());
+    let at = |s: &[D], i: usize| if i + s.len() >= rank { s[i + s.len() - rank].clone() } else { one.clone() };
+    (0..rank)
+        .map(|i| {
+            let (x, y) = (at(a, i), at(b, i));
+            if x == y || y == *one {
+                Ok(x)
+            } else if x == *one {
+                Ok(y)
+            } else {
+                bail!("ZipvoxQuantBatchMatMul: batch axes {a:?} and {b:?} do not broadcast")
+            }
+        })
+        .collect()
+}
+
+/// Output shape of `a · b` (ranks 2 and up).
+fn matmul_shape<D: Clone + PartialEq + std::fmt::Debug>(a: &[D], b: &[D], one: &D) -> TractResult<TVec<D>> {
+    if a.len() < 2 || b.len() < 2 {
+        bail!("ZipvoxQuantBatchMatMul needs operands of rank 2 or more, got {a:?} and {b:?}");
+    }
+    let mut shape = batch_shape(&a[..a.len() - 2], &b[..b.len() - 2], one)?;
+    shape.push(a[a.len() - 2].clone());
+    shape.push(b[b.len() - 1].clone());
+    Ok(shape)
+}
+
+impl Op for QuantBatchMatMul {
+    fn name(&self) -> StaticName {
+        "ZipvoxQuantBatchMatMul".into()
+    }
+    op_as_typed_op!();
+}
+
+impl EvalOp for QuantBatchMatMul {
+    op_out_of_plan!();
+
+    fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+        let (a, b) = (&inputs[0], &inputs[1]);
+        let b_scale = *inputs[2].cast_to::<f32>()?.try_as_plain_ram()?.to_scalar::<f32>()?;
+        let (sa, sb) = (a.shape(), b.shape());
+        let out_shape = matmul_shape(sa, sb, &1)?;
+        let (m, k, n) = (sa[sa.len() - 2], sa[sa.len() - 1], sb[sb.len() - 1]);
+        if sb[sb.len() - 2] != k {
+            bail!("ZipvoxQuantBatchMatMul: cannot multiply {sa:?} by {sb:?}");
+        }
+        let batch = &out_shape[..out_shape.len() - 2];
+        let xa = a.try_as_plain_ram()?;
+        let xa = xa.as_slice::<f32>()?;
+        let wb = b.try_as_plain_ram()?;
+        let wb = wb.as_slice::<i8>()?;
+        let mut qa = vec![0u8; xa.len()];
+        let pa = crate::kernels::quantize::quantize_u8(xa, &mut qa);
+        // onnxruntime's graph multiplies the two scales first, then the converted sums by that.
+        let scale = pa.scale * b_scale;
+        let za = pa.zero_point as i32;
+        // SAFETY: f32 has no invalid bit patterns; every element is written below.
+        let mut out = unsafe { Tensor::uninitialized::<f32>(&out_shape)? };
+        {
+            let mut view = out.try_as_plain_ram_mut()?;
+            let o = view.as_slice_mut::<f32>()?;
+            // Where batch index `idx` of the output reads in an operand of leading axes `lead`.
+            let offset = |lead: &[usize], idx: &[usize]| -> usize {
+                let skip = batch.len() - lead.len();
+                lead.iter().zip(&idx[skip..]).fold(0, |acc, (&d, &i)| acc * d + if d == 1 { 0 } else { i })
+            };
+            let mut idx = vec![0usize; batch.len()];
+            let mut acc = vec![0i32; n];
+            for bi in 0..batch.iter().product::<usize>() {
+                let ao = offset(&sa[..sa.len() - 2], &idx) * m * k;
+                let bo = offset(&sb[..sb.len() - 2], &idx) * k * n;
+                for r in 0..m {
+                    acc.fill(0);
+                    for kk in 0..k {
+                        let av = qa[ao + r * k + kk] as i32 - za;
+                        for (c, &bv) in acc.iter_mut().zip(&wb[bo + kk * n..bo + (kk + 1) * n]) {
+                            *c += av * bv as i32;
+                        }
+                    }
+                    for (dst, &c) in o[(bi * m + r) * n..(bi * m + r + 1) * n].iter_mut().zip(&acc) {
+                        *dst = c as f32 * scale;
+                    }
+                }
+                for a in (0..idx.len()).rev() {
+                    idx[a] += 1;
+                    if idx[a] < batch[a] {
+                        break;
+                    }
+                    idx[a] = 0;
+                }
+            }
+        }
+        Ok(tvec!(out.into_tvalue()))
+    }
+}
+
+impl TypedOp for QuantBatchMatMul {
+    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
+        Ok(tvec!(f32::fact(matmul_shape(&inputs[0].shape, &inputs[1].shape, &TDim::from(1))?)))
+    }
+
+    fn cost(&self, inputs: &[&TypedFact]) -> TractResult<TVec<(Cost, TDim)>> {
+        let out: TDim = matmul_shape(&inputs[0].shape, &inputs[1].shape, &TDim::from(1))?.iter().product();
+        let k = inputs[0].shape[inputs[0].rank() - 1].clone();
+        Ok(tvec!((Cost::FMA(i32::datum_type()), out * k)))
+    }
+
+    as_op!();
+}
+
+/// Inference-level form of `ZipvoxQuantBatchMatMul` nodes (inputs: activation, int8 constant,
+/// its scale).
+#[derive(Debug, Clone, Hash, PartialEq, Eq)]
+pub struct QuantBatchMatMulExpansion;
+
+impl Expansion for QuantBatchMatMulExpansion {
+    fn name(&self) -> StaticName {
+        "ZipvoxQuantBatchMatMul".into()
+    }
+
+    fn rules<'r, 'p: 'r, 's: 'r>(
+        &'s self,
+        s: &mut Solver<'r>,
+        inputs: &'p [TensorProxy],
+        outputs: &'p [TensorProxy],
+    ) -> InferenceResult {
+        check_input_arity(inputs, 3)?;
+        check_output_arity(outputs, 1)?;
+        s.equals(&outputs[0].datum_type, f32::datum_type())?;
+        s.given_2(&inputs[0].shape, &inputs[1].shape, move |s, a, b| s.equals(&outputs[0].shape, matmul_shape(&a, &b, &TDim::from(1))?))
+    }
+
+    fn wire(&self, prefix: &str, model: &mut TypedModel, inputs: &[OutletId]) -> TractResult<TVec<OutletId>> {
+        model.wire_node(prefix, QuantBatchMatMul, inputs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::quantize::quantize_u8;
+
+    /// Against the definition written out per output, with broadcast batch axes.
+    #[test]
+    fn quant_batch_matmul_is_the_quantized_product() {
+        let lcg = |n: usize, seed: u64| -> Vec<f32> {
+            let mut s = seed;
+            (0..n)
+                .map(|_| {
+                    s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    ((s >> 33) as f32 / (1u64 << 31) as f32) * 4.0 - 1.5
+                })
+                .collect()
+        };
+        for (sa, sb) in [(vec![2, 1, 3, 4], vec![2, 1, 4, 5]), (vec![1, 3, 4], vec![2, 4, 5]), (vec![2, 3, 4], vec![1, 4, 5]), (vec![3, 4], vec![4, 5])] {
+            let xa = lcg(sa.iter().product(), 1);
+            let wb: Vec<i8> = lcg(sb.iter().product(), 2).iter().map(|v| (v * 60.0) as i8).collect();
+            let a = Tensor::from_shape(&sa, &xa).unwrap();
+            let b = Tensor::from_shape(&sb, &wb).unwrap();
+            let out = QuantBatchMatMul.eval(&EvalContext::out_of_plan(), tvec!(a.into_tvalue(), b.into_tvalue(), tensor0(0.03f32).into_tvalue())).unwrap();
+            let out = out[0].try_as_plain_ram().unwrap().as_slice::<f32>().unwrap().to_vec();
+            let mut q = vec![0u8; xa.len()];
+            let p = quantize_u8(&xa, &mut q);
+            let shape = matmul_shape(&sa, &sb, &1).unwrap();
+            let (m, k, n) = (sa[sa.len() - 2], sa[sa.len() - 1], sb[sb.len() - 1]);
+            let batches = out.len() / (m * n);
+            // Batch index → each operand's batch index (size-1 axes broadcast).
+            let index_in = |s: &[usize], bi: usize| -> usize {
+                let lead = &shape[..shape.len() - 2];
+                let mut coords = vec![0; lead.len()];
+                let mut rest = bi;
+                for a in (0..lead.len()).rev() {
+                    coords[a] = rest % lead[a];
+                    rest /= lead[a];
+                }
+                let own = &s[..s.len() - 2];
+                let skip = lead.len() - own.len();
+                own.iter().zip(&coords[skip..]).fold(0, |acc, (&d, &c)| acc * d + if d == 1 { 0 } else { c })
+            };
+            for bi in 0..batches {
+                let (ia, ib) = (index_in(&sa, bi), index_in(&sb, bi));
+                for r in 0..m {
+                    for c in 0..n {
+                        let sum: i32 = (0..k).map(|kk| (q[(ia * m + r) * k + kk] as i32 - p.zero_point as i32) * wb[(ib * k + kk) * n + c] as i32).sum();
+                        let want = sum as f32 * (p.scale * 0.03);
+                        assert_eq!(out[(bi * m + r) * n + c].to_bits(), want.to_bits(), "{sa:?} x {sb:?} at {bi},{r},{c}");
+                    }
+                }
+            }
+        }
+    }
+}

@@ -171,3 +171,83 @@ pub fn fuse_dynamic_quant_matmuls(model: &mut ModelProto) -> (usize, Vec<u64>) {
     graph.initializer.retain(|t| !packed.contains_key(&t.name) || still_used.contains(&t.name));
     (count, ids)
 }
+
+pub const BATCHED_OP: &str = "ZipvoxQuantBatchMatMul";
+
+/// Rewrites each onnxruntime dynamic-quantization chain whose constant int8 operand has batch
+/// axes (`[…, k, n]`, rank above 2: the zipformer2 exports' relative-position projections,
+/// quantized once at export), which `fuse_dynamic_quant_matmuls` leaves alone:
+/// ```text
+/// x ─ DynamicQuantizeLinear ─(q, a_scale, a_zp)─ MatMulInteger(q, B:int8 const, a_zp, 0)
+///   ─ Cast(float) ─ Mul(·, Mul(a_scale, b_scale:const))
+/// ```
+/// into `ZipvoxQuantBatchMatMul(x, B, b_scale)` (`ops::quant_matmul::QuantBatchMatMul`): one op
+/// instead of tract's quantizer, packing, i32 matmul, zero-point and scaling nodes. Returns how
+/// many were fused.
+pub fn fuse_batched_quant_matmuls(model: &mut ModelProto) -> usize {
+    let Some(graph) = model.graph.as_mut() else { return 0 };
+    let graph: &mut GraphProto = graph;
+    let inits: HashMap<&str, &TensorProto> = graph.initializer.iter().map(|t| (t.name.as_str(), t)).collect();
+    let index = GraphIndex::new(graph);
+    let mut rewrites = Vec::new();
+    for (mi, mm) in graph.node.iter().enumerate() {
+        if mm.op_type != "MatMulInteger" || mm.input.len() < 3 || mm.output.len() != 1 {
+            continue;
+        }
+        let Some(di) = index.producer_of(graph, &mm.input[0], "DynamicQuantizeLinear") else { continue };
+        let dq = &graph.node[di];
+        if dq.output.len() != 3 || mm.input[2] != dq.output[2] {
+            continue;
+        }
+        let Some(b) = inits.get(mm.input[1].as_str()) else { continue };
+        if b.data_type != ONNX_INT8 || b.dims.len() <= 2 {
+            continue;
+        }
+        if let Some(bzp) = mm.input.get(3).filter(|s| !s.is_empty()) {
+            match inits.get(bzp.as_str()) {
+                Some(t) if is_all_zero(t) => {}
+                _ => continue,
+            }
+        }
+        let Some(ci) = index.sole_consumer(&mm.output[0]) else { continue };
+        let cast = &graph.node[ci];
+        if cast.op_type != "Cast" || attr_int(cast, "to") != Some(ONNX_FLOAT as i64) {
+            continue;
+        }
+        let Some(ui) = index.sole_consumer(&cast.output[0]) else { continue };
+        let mul = &graph.node[ui];
+        if mul.op_type != "Mul" || mul.input.len() != 2 {
+            continue;
+        }
+        let scales = if mul.input[0] == cast.output[0] { &mul.input[1] } else { &mul.input[0] };
+        let Some(si) = index.producer_of(graph, scales, "Mul") else { continue };
+        let smul = &graph.node[si];
+        if smul.input.len() != 2 {
+            continue;
+        }
+        let b_scale = if smul.input[0] == dq.output[1] {
+            &smul.input[1]
+        } else if smul.input[1] == dq.output[1] {
+            &smul.input[0]
+        } else {
+            continue;
+        };
+        if !index.scalars.contains_key(b_scale.as_str()) {
+            continue;
+        }
+        // The quantizer's outputs and the scale product feed this chain only.
+        let chain = [mi, si];
+        if !(dq.output.iter().all(|o| index.only_used_by(o, &chain)) && index.only_used_by(&smul.output[0], &[ui])) {
+            continue;
+        }
+        let fused = NodeProto {
+            name: format!("{}.zipvox_fused", mul.name),
+            op_type: BATCHED_OP.to_string(),
+            input: vec![dq.input[0].clone(), mm.input[1].clone(), b_scale.clone()],
+            output: vec![mul.output[0].clone()],
+            ..Default::default()
+        };
+        rewrites.push(Rewrite { at: mi, removed: vec![di, mi, ci, ui, si], node: fused });
+    }
+    apply(graph, rewrites)
+}
