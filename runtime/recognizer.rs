@@ -231,7 +231,8 @@ impl Recognizer {
 /// chunk per stream per round, the round's chunks through the encoder together
 /// ([`run_chunks`]: one pass over the int8 weights for all of them). Streams must share one
 /// model. Each stream's results are exactly those it gets decoded alone; the encoder time of a
-/// round is shared out evenly between its streams.
+/// round is shared out evenly between its streams (per-node profiles, `Recognizer::profile`,
+/// are not collected here).
 pub fn decode_batch(streams: &mut [&mut Recognizer]) -> Result<()> {
     loop {
         let mut ready: Vec<&mut Recognizer> = streams.iter_mut().map(|r| &mut **r).filter(|r| r.chunk_ready()).collect();
