@@ -531,7 +531,7 @@ pub fn conv2d_reference(g: &Conv2dGeometry, input: &[f32], w: &[f32], bias: Opti
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kernels::test_data::lcg;
+    use crate::kernels::test_data::{cpu_ns, lcg};
 
     /// The order of the module docs, written out one output at a time.
     fn mlas_order(g: &Conv2dGeometry, input: &[f32], w: &[f32], bias: Option<&[f32]>, block: usize) -> Vec<f32> {
@@ -612,15 +612,6 @@ mod tests {
     #[test]
     #[ignore]
     fn speed() {
-        fn cpu_ns() -> u64 {
-            extern "C" {
-                fn clock_gettime(clock: i32, ts: *mut [i64; 2]) -> i32;
-            }
-            let mut ts = [0i64; 2];
-            // SAFETY: libc's clock_gettime (std links libc) writes one timespec.
-            unsafe { clock_gettime(3, &mut ts) };
-            ts[0] as u64 * 1_000_000_000 + ts[1] as u64
-        }
         let shapes = [
             Conv2dGeometry { in_channels: 1, in_h: 45, in_w: 80, out_channels: 8, k_h: 3, k_w: 3, stride: [1, 1], pad: [0, 1, 0, 1] },
             Conv2dGeometry { in_channels: 8, in_h: 43, in_w: 80, out_channels: 32, k_h: 3, k_w: 3, stride: [2, 2], pad: [0; 4] },

@@ -505,7 +505,7 @@ pub fn depthwise_conv_reference(g: &DepthwiseGeometry, input: &[f32], weights: &
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kernels::test_data::lcg;
+    use crate::kernels::test_data::{cpu_ns, lcg};
 
     /// The documented orders, written out one output at a time.
     fn in_order(g: &DepthwiseGeometry, x: &[f32], w: &[f32], b: &[f32]) -> Vec<f32> {
@@ -582,17 +582,6 @@ mod tests {
     #[test]
     #[ignore]
     fn depthwise_1d_speed() {
-        // CPU time of this thread (ns; CLOCK_THREAD_CPUTIME_ID): robust against the other
-        // processes sharing the cores, which wall-clock times on the dev machine are not.
-        fn cpu_ns() -> u64 {
-            extern "C" {
-                fn clock_gettime(clock: i32, ts: *mut [i64; 2]) -> i32;
-            }
-            let mut ts = [0i64; 2];
-            // SAFETY: libc's clock_gettime (std links libc) writes one timespec.
-            unsafe { clock_gettime(3, &mut ts) };
-            ts[0] as u64 * 1_000_000_000 + ts[1] as u64
-        }
         // Chunkwise convs (pad both sides) on the 16-frame chunk after each stack's downsampling
         // (16, 8, 4, 2 frames), and a causal conv over cache + chunk.
         for &(channels, in_w, k_w, pad) in &[
@@ -648,15 +637,6 @@ mod tests {
     #[test]
     #[ignore]
     fn depthwise_2d_speed() {
-        fn cpu_ns() -> u64 {
-            extern "C" {
-                fn clock_gettime(clock: i32, ts: *mut [i64; 2]) -> i32;
-            }
-            let mut ts = [0i64; 2];
-            // SAFETY: libc's clock_gettime (std links libc) writes one timespec.
-            unsafe { clock_gettime(3, &mut ts) };
-            ts[0] as u64 * 1_000_000_000 + ts[1] as u64
-        }
         let g = DepthwiseGeometry { channels: 128, in_h: 22, in_w: 19, k_h: 7, k_w: 7, pad: [0, 0, 3, 3], order: SumOrder::FmaChain };
         let (x, w, b) = (lcg(128 * 22 * 19, 1), lcg(128 * 49, 2), lcg(128, 3));
         let mut out = vec![0.0; 128 * g.out_h() * g.out_w()];

@@ -22,6 +22,19 @@ pub mod threads;
 
 #[cfg(test)]
 pub(crate) mod test_data {
+    /// CPU time of this thread in ns (CLOCK_THREAD_CPUTIME_ID), for the ignored speed tests:
+    /// robust against other processes sharing the cores, which wall-clock times are not.
+    #[allow(dead_code)]
+    pub fn cpu_ns() -> u64 {
+        extern "C" {
+            fn clock_gettime(clock: i32, ts: *mut [i64; 2]) -> i32;
+        }
+        let mut ts = [0i64; 2];
+        // SAFETY: libc's clock_gettime (std links libc) writes one timespec.
+        unsafe { clock_gettime(3, &mut ts) };
+        ts[0] as u64 * 1_000_000_000 + ts[1] as u64
+    }
+
     /// Deterministic values in [-0.5, 0.5) for kernel tests.
     pub fn lcg(n: usize, seed: u32) -> Vec<f32> {
         let mut s = seed;

@@ -13,7 +13,7 @@ use tract_onnx::tract_hir::ops::matmul::MatMulInference;
 pub struct ActivationMatMul;
 
 /// Output shape of `a · b` with numpy broadcasting of the batch axes (both rank >= 2).
-fn out_shape<D: DimLike>(a: &[D], b: &[D]) -> TractResult<TVec<D>> {
+pub(crate) fn out_shape<D: DimLike>(a: &[D], b: &[D]) -> TractResult<TVec<D>> {
     let (ra, rb) = (a.len(), b.len());
     let batch = ra.max(rb) - 2;
     let mut shape = tvec![];
@@ -25,6 +25,29 @@ fn out_shape<D: DimLike>(a: &[D], b: &[D]) -> TractResult<TVec<D>> {
     shape.push(a[ra - 2].clone());
     shape.push(b[rb - 1].clone());
     Ok(shape)
+}
+
+/// Calls `f(j, ia, ib)` for each batch position `j` of the output shape `shape` (from
+/// [`out_shape`]) with the matrix index it reads in `a` (shape `sa`) and `b` (`sb`), size-1
+/// batch axes broadcast.
+pub(crate) fn for_each_batch(sa: &[usize], sb: &[usize], shape: &[usize], mut f: impl FnMut(usize, usize, usize)) {
+    let batch = &shape[..shape.len() - 2];
+    let index_of = |s: &[usize], pos: &[usize]| -> usize {
+        let own = &s[..s.len() - 2];
+        let skip = pos.len() - own.len();
+        own.iter().zip(&pos[skip..]).fold(0, |acc, (&d, &p)| acc * d + if d == 1 { 0 } else { p })
+    };
+    let mut pos = vec![0usize; batch.len()];
+    for j in 0..batch.iter().product::<usize>() {
+        f(j, index_of(sa, &pos), index_of(sb, &pos));
+        for d in (0..pos.len()).rev() {
+            pos[d] += 1;
+            if pos[d] < batch[d] {
+                break;
+            }
+            pos[d] = 0;
+        }
+    }
 }
 
 impl Op for ActivationMatMul {
@@ -52,26 +75,9 @@ impl EvalOp for ActivationMatMul {
             let (xa, xb) = (av.as_slice::<f32>()?, bv.as_slice::<f32>()?);
             let mut cv = c.try_as_plain_ram_mut()?;
             let xc = cv.as_slice_mut::<f32>()?;
-            let batch = &shape[..shape.len() - 2];
-            let count: usize = batch.iter().product();
-            // Flat matrix index of each operand for a batch position (size-1 axes broadcast).
-            let index_of = |s: &[usize], pos: &[usize]| -> usize {
-                let own = &s[..s.len() - 2];
-                let skip = pos.len() - own.len();
-                own.iter().zip(&pos[skip..]).fold(0, |acc, (&d, &p)| acc * d + if d == 1 { 0 } else { p })
-            };
-            let mut pos = vec![0usize; batch.len()];
-            for j in 0..count {
-                let (ia, ib) = (index_of(sa, &pos), index_of(sb, &pos));
+            for_each_batch(sa, sb, &shape, |j, ia, ib| {
                 matmul(&xa[ia * m * k..(ia + 1) * m * k], &xb[ib * k * n..(ib + 1) * k * n], &mut xc[j * m * n..(j + 1) * m * n], m, k, n);
-                for d in (0..pos.len()).rev() {
-                    pos[d] += 1;
-                    if pos[d] < batch[d] {
-                        break;
-                    }
-                    pos[d] = 0;
-                }
-            }
+            });
         }
         Ok(tvec!(c.into_tvalue()))
     }

@@ -266,33 +266,12 @@ impl Expansion for QuantMatMulExpansion {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct QuantBatchMatMul;
 
-/// The output's leading (batch) axes: `a`'s and `b`'s broadcast against each other.
-fn batch_shape<D: Clone + PartialEq + std::fmt::Debug>(a: &[D], b: &[D], one: &D) -> TractResult<TVec<D>> {
-    let rank = a.len().max(b.len());
-    let at = |s: &[D], i: usize| if i + s.len() >= rank { s[i + s.len() - rank].clone() } else { one.clone() };
-    (0..rank)
-        .map(|i| {
-            let (x, y) = (at(a, i), at(b, i));
-            if x == y || y == *one {
-                Ok(x)
-            } else if x == *one {
-                Ok(y)
-            } else {
-                bail!("ZipvoxQuantBatchMatMul: batch axes {a:?} and {b:?} do not broadcast")
-            }
-        })
-        .collect()
-}
-
-/// Output shape of `a · b` (ranks 2 and up).
-fn matmul_shape<D: Clone + PartialEq + std::fmt::Debug>(a: &[D], b: &[D], one: &D) -> TractResult<TVec<D>> {
+/// Output shape of `a · b` (ranks 2 and up, batch axes broadcast).
+fn matmul_shape<D: DimLike>(a: &[D], b: &[D]) -> TractResult<TVec<D>> {
     if a.len() < 2 || b.len() < 2 {
         bail!("ZipvoxQuantBatchMatMul needs operands of rank 2 or more, got {a:?} and {b:?}");
     }
-    let mut shape = batch_shape(&a[..a.len() - 2], &b[..b.len() - 2], one)?;
-    shape.push(a[a.len() - 2].clone());
-    shape.push(b[b.len() - 1].clone());
-    Ok(shape)
+    super::matmul::out_shape(a, b)
 }
 
 impl Op for QuantBatchMatMul {
@@ -309,12 +288,11 @@ impl EvalOp for QuantBatchMatMul {
         let (a, b) = (&inputs[0], &inputs[1]);
         let b_scale = *inputs[2].cast_to::<f32>()?.try_as_plain_ram()?.to_scalar::<f32>()?;
         let (sa, sb) = (a.shape(), b.shape());
-        let out_shape = matmul_shape(sa, sb, &1)?;
+        let out_shape = matmul_shape(sa, sb)?;
         let (m, k, n) = (sa[sa.len() - 2], sa[sa.len() - 1], sb[sb.len() - 1]);
         if sb[sb.len() - 2] != k {
             bail!("ZipvoxQuantBatchMatMul: cannot multiply {sa:?} by {sb:?}");
         }
-        let batch = &out_shape[..out_shape.len() - 2];
         let xa = a.try_as_plain_ram()?;
         let xa = xa.as_slice::<f32>()?;
         let wb = b.try_as_plain_ram()?;
@@ -329,16 +307,9 @@ impl EvalOp for QuantBatchMatMul {
         {
             let mut view = out.try_as_plain_ram_mut()?;
             let o = view.as_slice_mut::<f32>()?;
-            // Where batch index `idx` of the output reads in an operand of leading axes `lead`.
-            let offset = |lead: &[usize], idx: &[usize]| -> usize {
-                let skip = batch.len() - lead.len();
-                lead.iter().zip(&idx[skip..]).fold(0, |acc, (&d, &i)| acc * d + if d == 1 { 0 } else { i })
-            };
-            let mut idx = vec![0usize; batch.len()];
             let mut acc = vec![0i32; n];
-            for bi in 0..batch.iter().product::<usize>() {
-                let ao = offset(&sa[..sa.len() - 2], &idx) * m * k;
-                let bo = offset(&sb[..sb.len() - 2], &idx) * k * n;
+            super::matmul::for_each_batch(sa, sb, &out_shape, |bi, ia, ib| {
+                let (ao, bo) = (ia * m * k, ib * k * n);
                 for r in 0..m {
                     acc.fill(0);
                     for kk in 0..k {
@@ -351,14 +322,7 @@ impl EvalOp for QuantBatchMatMul {
                         *dst = c as f32 * scale;
                     }
                 }
-                for a in (0..idx.len()).rev() {
-                    idx[a] += 1;
-                    if idx[a] < batch[a] {
-                        break;
-                    }
-                    idx[a] = 0;
-                }
-            }
+            });
         }
         Ok(tvec!(out.into_tvalue()))
     }
@@ -366,11 +330,11 @@ impl EvalOp for QuantBatchMatMul {
 
 impl TypedOp for QuantBatchMatMul {
     fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
-        Ok(tvec!(f32::fact(matmul_shape(&inputs[0].shape, &inputs[1].shape, &TDim::from(1))?)))
+        Ok(tvec!(f32::fact(matmul_shape(&inputs[0].shape, &inputs[1].shape)?)))
     }
 
     fn cost(&self, inputs: &[&TypedFact]) -> TractResult<TVec<(Cost, TDim)>> {
-        let out: TDim = matmul_shape(&inputs[0].shape, &inputs[1].shape, &TDim::from(1))?.iter().product();
+        let out: TDim = matmul_shape(&inputs[0].shape, &inputs[1].shape)?.iter().product();
         let k = inputs[0].shape[inputs[0].rank() - 1].clone();
         Ok(tvec!((Cost::FMA(i32::datum_type()), out * k)))
     }
@@ -397,7 +361,7 @@ impl Expansion for QuantBatchMatMulExpansion {
         check_input_arity(inputs, 3)?;
         check_output_arity(outputs, 1)?;
         s.equals(&outputs[0].datum_type, f32::datum_type())?;
-        s.given_2(&inputs[0].shape, &inputs[1].shape, move |s, a, b| s.equals(&outputs[0].shape, matmul_shape(&a, &b, &TDim::from(1))?))
+        s.given_2(&inputs[0].shape, &inputs[1].shape, move |s, a, b| s.equals(&outputs[0].shape, matmul_shape(&a, &b)?))
     }
 
     fn wire(&self, prefix: &str, model: &mut TypedModel, inputs: &[OutletId]) -> TractResult<TVec<OutletId>> {
@@ -431,7 +395,7 @@ mod tests {
             let out = out[0].try_as_plain_ram().unwrap().as_slice::<f32>().unwrap().to_vec();
             let mut q = vec![0u8; xa.len()];
             let p = quantize_u8(&xa, &mut q);
-            let shape = matmul_shape(&sa, &sb, &1).unwrap();
+            let shape = matmul_shape(&sa, &sb).unwrap();
             let (m, k, n) = (sa[sa.len() - 2], sa[sa.len() - 1], sb[sb.len() - 1]);
             let batches = out.len() / (m * n);
             // Batch index → each operand's batch index (size-1 axes broadcast).
