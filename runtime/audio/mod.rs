@@ -5,9 +5,9 @@
 //! - [`pcm`]: sample conversions shared by every source (int16 / 32768 exactly like
 //!   sherpa-onnx), channel downmix, the [`pcm::MonoConverter`] pipeline, and raw s16le input
 //!   (stdin).
-//! - [`resample`]: [`resample::StreamResampler`], the one streaming resampler (rubato FFT for
-//!   downsampling, [`linear_resample`]'s Kaldi/sherpa-onnx filter for upsampling low-rate
-//!   input), used by the offline readers and the live sources alike.
+//! - [`resample`]: [`resample::StreamResampler`], the one streaming resampler
+//!   ([`linear_resample`]'s Kaldi/sherpa-onnx filter, up and down), used by the offline readers,
+//!   the live sources and the Wyoming server alike.
 //! - [`ring`]: the lock-free SPSC ring of samples between the capture thread and the
 //!   recognizer.
 //! - [`alsa_source`]: live capture from an ALSA device (negotiation, the capture thread with

@@ -1,39 +1,36 @@
-//! Band-limited sample-rate conversion for streams: [`StreamResampler`].
+//! Sample-rate conversion for streams: [`StreamResampler`].
 //!
-//! One implementation serves the offline readers and the live sources. It wraps rubato's
-//! synchronous FFT resampler (`rubato::Fft`, overlap-add with a Blackman-Harris² windowed sinc
-//! anti-aliasing filter, i.e. exact linear filtering, no block artifacts) behind a push API that
-//! accepts input pieces of any length, trims the resampler's startup delay and, on
-//! [`flush`](StreamResampler::flush), drains the tail so the whole stream comes out as exactly
-//! `round(frames_in * out_rate / in_rate)` samples, time-aligned with the input.
+//! One implementation serves the offline readers, stdin, the live sources and the Wyoming
+//! server. Equal rates are a pass-through (bit-exact, no delay); any other pair goes through
+//! [`super::linear_resample`]: Kaldi's windowed-sinc filter in sherpa-onnx's arithmetic, so
+//! 8, 11.025, 22.05, 44.1 or 48 kHz input reaches the model as the very samples sherpa-onnx
+//! feeds it, and transcripts agree token for token at every rate (`scripts/eval-8k.sh RATE`:
+//! 20/20 dev utterances at each rate tried). Why not a steeper resampler (rubato's FFT
+//! resampler was used until 2026-12): for upsampling, its filter empties the mel bins above the
+//! input's Nyquist frequency and the models decode garbage (that module's doc); for
+//! downsampling, it decoded 2–3 of the 20 dev utterances at 22.05/44.1 kHz one word differently
+//! from sherpa-onnx. Kaldi's short filter (6 zero crossings, cutoff at 99 % of the lower Nyquist
+//! frequency) is also what torchaudio's default resampling, and so the training data
+//! preparation of icefall's recipes, uses. Its price: a 12 kHz tone in 48 kHz input leaks
+//! into the 4 kHz alias at −55 dB (rms 6.2e-4 for a 0.5 sine; `tests/audio_input.rs`).
 //!
-//! Equal rates are a pass-through (bit-exact, no delay). *Upsampling* (input below the output
-//! rate: 8 kHz telephony, 11.025 kHz microphones) uses instead Kaldi's windowed-sinc filter
-//! ([`super::linear_resample`], what sherpa-onnx uses): rubato's much steeper filter empties
-//! the mel bins above the input's Nyquist frequency and the models then decode garbage (see
-//! that module).
-//!
-//! The FFT block is chosen to span about [`TARGET_BLOCK_OUT`] output samples (32 ms at 16 kHz),
-//! which puts the filter's cutoff at ~97 % of the lower Nyquist frequency (≈7.8 kHz for 16 kHz
-//! output) and the delay at half a block (~16 ms). Rate pairs with a small common divisor force a
-//! larger block (e.g. 44 100 → 16 000 uses 1764 → 640), and a pathological pair such as
-//! 44 101 → 16 000 uses two-second blocks: still correct, just more latency (1 s) and memory.
-//! Rates are limited to [`MIN_SAMPLE_RATE`]..=[`MAX_SAMPLE_RATE`], which bounds that cost.
+//! The push API accepts input pieces of any length, puts output sample `k` at time
+//! `k / out_rate` of the input (no delay to trim), and on [`flush`](StreamResampler::flush)
+//! emits the tail so that the whole stream comes out as exactly
+//! `round(frames_in * out_rate / in_rate)` samples. Rates are limited to
+//! [`MIN_SAMPLE_RATE`]..=[`MAX_SAMPLE_RATE`], which bounds the filter tables: the worst pair
+//! (a rate near the cap with no common divisor with 16 kHz, as a corrupt header might declare)
+//! has 16,000 phases of ~290 taps (18.6 MB); common rates need a few KB.
 
-use anyhow::{anyhow, bail, Result};
-use rubato::audioadapter_buffers::direct::InterleavedSlice;
-use rubato::{Fft, FixedSync, Resampler, WindowFunction};
+use anyhow::{bail, Result};
 
 use super::linear_resample::LinearResampler;
 
 /// Lowest sample rate accepted (input or output).
 pub const MIN_SAMPLE_RATE: u32 = 1_000;
-/// Highest sample rate accepted (input or output). Bounds the FFT size for any rate pair: the
-/// worst case (a prime-ish rate near the cap, as a corrupt header might declare) costs ~0.15 s
-/// and ~70 MB to set up on a desktop core.
+/// Highest sample rate accepted (input or output). Bounds the filter tables (see the module
+/// doc).
 pub const MAX_SAMPLE_RATE: u32 = 384_000;
-/// Output samples per FFT block that the block size is chosen to reach (at least).
-pub const TARGET_BLOCK_OUT: usize = 512;
 
 /// Number of output samples a stream of `frames_in` input frames resamples to:
 /// `round(frames_in * out_rate / in_rate)` (halves round up), computed exactly.
@@ -49,14 +46,7 @@ pub fn resampled_len(frames_in: u64, in_rate: u32, out_rate: u32) -> u64 {
     u64::try_from((n * o + i / 2) / i).unwrap_or(u64::MAX)
 }
 
-fn gcd(mut a: usize, mut b: usize) -> usize {
-    while b != 0 {
-        (a, b) = (b, a % b);
-    }
-    a
-}
-
-/// Streaming mono resampler with fixed internal buffers.
+/// Streaming mono resampler with bounded internal buffers.
 ///
 /// ```
 /// use zipvox::audio::StreamResampler;
@@ -65,69 +55,25 @@ fn gcd(mut a: usize, mut b: usize) -> usize {
 /// let mut out = Vec::new();
 /// let capture = vec![[0.0f32; 480]; 10]; // e.g. 10 ms ALSA periods
 /// for period in &capture {
-///     rs.process(period, &mut out); // any lengths; output appears block by block
+///     rs.process(period, &mut out); // any lengths; output follows input, `delay()` behind
 /// }
 /// rs.flush(&mut out); // end of stream: the tail comes out
 /// assert_eq!(out.len(), 1_600); // round(4800 * 16000 / 48000)
 /// # Ok::<(), anyhow::Error>(())
 /// ```
 ///
-/// Output lags input by [`delay`](Self::delay) samples while streaming (the startup delay is
-/// trimmed, so sample `k` of the output corresponds to time `k / out_rate` of the input);
+/// Output lags input by [`delay`](Self::delay) samples while streaming (the filter's
+/// look-ahead; sample `k` of the output corresponds to time `k / out_rate` of the input);
 /// [`flush`](Self::flush) releases the rest. After a flush the resampler is reset and can start
 /// a new stream.
 #[derive(Debug)]
 pub struct StreamResampler {
     in_rate: u32,
     out_rate: u32,
-    /// `None` when the rates are equal (pass-through) or when upsampling (`linear`).
-    engine: Option<Engine>,
-    /// The upsampling filter, when `in_rate < out_rate`.
+    /// The filter; `None` when the rates are equal (pass-through).
     linear: Option<LinearResampler>,
     frames_in: u64,
     frames_out: u64,
-}
-
-#[derive(Debug)]
-struct Engine {
-    fft: Fft<f32>,
-    /// Input frames per FFT call (fixed).
-    chunk_in: usize,
-    /// Output frames per FFT call (fixed).
-    chunk_out: usize,
-    /// Startup delay in output frames.
-    delay: usize,
-    /// Input collected towards the next call; never longer than `chunk_in`.
-    pending: Vec<f32>,
-    /// Output of one call.
-    scratch: Vec<f32>,
-    /// Output frames still to drop at the start of the stream.
-    skip: usize,
-}
-
-impl Engine {
-    /// Resamples `pending` (exactly `chunk_in` frames) and appends the output, minus any
-    /// startup delay still to skip and capped at `limit` frames, to `out`. Returns how many
-    /// frames were appended.
-    fn run(&mut self, limit: u64, out: &mut Vec<f32>) -> Result<usize> {
-        let input = InterleavedSlice::new(&self.pending[..], 1, self.chunk_in)
-            .map_err(|e| anyhow!("resampler input buffer: {e:?}"))?;
-        let mut output = InterleavedSlice::new_mut(&mut self.scratch[..], 1, self.chunk_out)
-            .map_err(|e| anyhow!("resampler output buffer: {e:?}"))?;
-        let (_, produced) = self
-            .fft
-            .process_into_buffer(&input, &mut output, None)
-            .map_err(|e| anyhow!("resampler: {e}"))?;
-        let produced = &self.scratch[..produced.min(self.scratch.len())];
-        let skip = self.skip.min(produced.len());
-        self.skip -= skip;
-        let ready = &produced[skip..];
-        let n = ready
-            .len()
-            .min(usize::try_from(limit).unwrap_or(usize::MAX));
-        out.extend_from_slice(&ready[..n]);
-        Ok(n)
-    }
 }
 
 impl StreamResampler {
@@ -144,54 +90,10 @@ impl StreamResampler {
                 );
             }
         }
-        let linear = (in_rate < out_rate).then(|| LinearResampler::new(in_rate, out_rate));
-        let engine = if in_rate == out_rate || linear.is_some() {
-            None
-        } else {
-            let (i, o) = (in_rate as usize, out_rate as usize);
-            let g = gcd(i, o);
-            let (min_in, min_out) = (i / g, o / g);
-            // Blocks are a whole number of minimal blocks, enough for TARGET_BLOCK_OUT output
-            // frames. Both block lengths must be even: rubato centres its sinc at `len / 2`
-            // (rounded down) and reports the delay as `fft_size_out / 2`, which is only exact
-            // for even lengths (an odd 441-frame block shifts 11 025 Hz input by 0.7 samples).
-            let mut blocks = TARGET_BLOCK_OUT.div_ceil(min_out).max(1);
-            if blocks % 2 == 1 && (min_in % 2 == 1 || min_out % 2 == 1) {
-                blocks += 1;
-            }
-            let fft = Fft::<f32>::new_custom(
-                i,
-                o,
-                blocks * min_in,
-                1,
-                1,
-                WindowFunction::BlackmanHarris2,
-                FixedSync::Both,
-            )
-            .map_err(|e| anyhow!("cannot resample {in_rate} Hz to {out_rate} Hz: {e}"))?;
-            let chunk_in = fft.input_frames_next();
-            let chunk_out = fft.output_frames_next();
-            let delay = fft.output_delay();
-            let scratch = vec![0.0; fft.output_frames_max().max(chunk_out)];
-            log::debug!(
-                "resampler {in_rate} -> {out_rate} Hz: blocks {chunk_in} -> {chunk_out}, \
-                 delay {delay}, cutoff {:.3}",
-                fft.cutoff()
-            );
-            Some(Engine {
-                fft,
-                chunk_in,
-                chunk_out,
-                delay,
-                pending: Vec::with_capacity(chunk_in),
-                scratch,
-                skip: delay,
-            })
-        };
+        let linear = (in_rate != out_rate).then(|| LinearResampler::new(in_rate, out_rate));
         Ok(Self {
             in_rate,
             out_rate,
-            engine,
             linear,
             frames_in: 0,
             frames_out: 0,
@@ -210,88 +112,37 @@ impl StreamResampler {
 
     /// True when the rates are equal and samples are copied unchanged.
     pub fn is_passthrough(&self) -> bool {
-        self.engine.is_none() && self.linear.is_none()
+        self.linear.is_none()
     }
 
-    /// Delay of the filter in output samples (0 for pass-through). While streaming, output lags
-    /// input by up to `delay` plus one block.
+    /// Delay of the filter in output samples (0 for pass-through): how far output lags input
+    /// while streaming.
     pub fn delay(&self) -> usize {
-        if let Some(l) = &self.linear {
-            return l.delay();
-        }
-        self.engine.as_ref().map_or(0, |e| e.delay)
-    }
-
-    /// Input frames per internal FFT block (1 for pass-through): the granularity at which
-    /// output appears.
-    pub fn block_len(&self) -> usize {
-        self.engine.as_ref().map_or(1, |e| e.chunk_in)
+        self.linear.as_ref().map_or(0, LinearResampler::delay)
     }
 
     /// Resamples `input` (mono, any length), appending every output sample that is ready to
     /// `out`.
-    pub fn process(&mut self, mut input: &[f32], out: &mut Vec<f32>) {
+    pub fn process(&mut self, input: &[f32], out: &mut Vec<f32>) {
         self.frames_in += input.len() as u64;
-        if let Some(l) = self.linear.as_mut() {
-            l.process(input, out);
-            self.frames_out = l.frames_out();
-            return;
-        }
-        let Some(e) = self.engine.as_mut() else {
-            out.extend_from_slice(input);
-            self.frames_out += input.len() as u64;
-            return;
-        };
-        while !input.is_empty() {
-            let take = (e.chunk_in - e.pending.len()).min(input.len());
-            e.pending.extend_from_slice(&input[..take]);
-            input = &input[take..];
-            if e.pending.len() == e.chunk_in {
-                match e.run(u64::MAX, out) {
-                    Ok(n) => self.frames_out += n as u64,
-                    Err(err) => {
-                        // Buffers are sized from rubato's own figures, so this cannot happen.
-                        debug_assert!(false, "{err}");
-                        log::error!("{err}");
-                    }
-                }
-                e.pending.clear();
+        match self.linear.as_mut() {
+            Some(l) => {
+                l.process(input, out);
+                self.frames_out = l.frames_out();
+            }
+            None => {
+                out.extend_from_slice(input);
+                self.frames_out += input.len() as u64;
             }
         }
     }
 
-    /// Ends the stream: pads with silence and drains the filter so that the stream's output
+    /// Ends the stream: takes the input past its end as silence so that the stream's output
     /// totals exactly `round(frames_in * out_rate / in_rate)` samples, then resets.
     pub fn flush(&mut self, out: &mut Vec<f32>) {
         let target = resampled_len(self.frames_in, self.in_rate, self.out_rate);
         if let Some(l) = self.linear.as_mut() {
             l.flush(target, out);
-        }
-        if let Some(e) = self.engine.as_mut() {
-            // The pending partial block plus enough silent blocks to push the delay out.
-            let max_blocks = e.delay / e.chunk_out.max(1) + 3;
-            for _ in 0..max_blocks {
-                if self.frames_out >= target {
-                    break;
-                }
-                e.pending.resize(e.chunk_in, 0.0);
-                let result = e.run(target - self.frames_out, out);
-                e.pending.clear();
-                match result {
-                    Ok(n) => self.frames_out += n as u64,
-                    Err(err) => {
-                        debug_assert!(false, "{err}");
-                        log::error!("{err}");
-                        break;
-                    }
-                }
-            }
-            if self.frames_out < target {
-                // Not reachable with rubato's block arithmetic; keep the length contract anyway.
-                debug_assert!(false, "resampler drained short of {target}");
-                let missing = usize::try_from(target - self.frames_out).unwrap_or(0);
-                out.resize(out.len() + missing, 0.0);
-            }
         }
         self.reset();
     }
@@ -300,11 +151,6 @@ impl StreamResampler {
     pub fn reset(&mut self) {
         if let Some(l) = self.linear.as_mut() {
             l.reset();
-        }
-        if let Some(e) = self.engine.as_mut() {
-            e.fft.reset();
-            e.pending.clear();
-            e.skip = e.delay;
         }
         self.frames_in = 0;
         self.frames_out = 0;
@@ -412,6 +258,21 @@ mod tests {
         assert!(StreamResampler::new(MAX_SAMPLE_RATE + 1, 16_000).is_err());
         assert!(StreamResampler::new(MAX_SAMPLE_RATE, 16_000).is_ok());
         assert!(StreamResampler::new(MIN_SAMPLE_RATE, 16_000).is_ok());
+    }
+
+    /// The worst rate pair the limits admit: a rate near the cap with no common divisor with
+    /// 16 kHz (16,000 filter phases). It must still build and run.
+    #[test]
+    fn worst_rate_pair_builds() {
+        let t = std::time::Instant::now();
+        let mut rs = StreamResampler::new(383_999, 16_000).unwrap();
+        let built = t.elapsed();
+        let mut out = Vec::new();
+        rs.process(&vec![0.25f32; 383_999], &mut out);
+        rs.flush(&mut out);
+        assert_eq!(out.len(), 16_000);
+        assert!(out[8_000..8_010].iter().all(|&v| (v - 0.25).abs() < 1e-3), "{:?}", &out[8_000..8_010]);
+        eprintln!("383999 -> 16000 Hz: tables built in {built:?}, 1 s resampled in {:?}", t.elapsed() - built);
     }
 
     #[test]
