@@ -8,12 +8,9 @@ file per clip to tests/fixtures/fbank/:
 
     b"FBK1", u32 num_samples, u32 num_frames, u32 dim, then num_frames * dim f32   (all LE)
 
-plus manifest.json describing the clips (for humans; the test does not read it), and
-knf_rfft_512.bin for the FFT's unit test (runtime/frontend/fft.rs): four cases of 512 f32 input
-then knf.Rfft(512)'s 512 f32 output ([re0, re256, re1, im1, ...]); the first input is LCG
-noise shaped as knf shapes a frame (DC removed, pre-emphasised, Povey window, zero-padded), the
-others plain LCG noise. No audio from ../shared goes into it: real speech reaches the FFT in
-tests/fbank_parity.rs, which reads the WAV clips from ../shared and compares whole fbank frames.
+plus manifest.json describing the clips (for humans; the test does not read it). (The FFT's
+own bit-for-bit check against knf.Rfft, runtime/frontend/fft.rs, runs kaldi-native-fbank in
+the test run itself and needs no fixture.)
 
 Synthetic clips are generated here and regenerated identically by the Rust test (keep the
 two in sync: same LCG, same formulas, f64 math rounded once to f32). WAV clips are read from
@@ -130,34 +127,6 @@ def write_fixture(name, samples, frames):
     return path
 
 
-def shaped_frame(samples):
-    """Samples 8000..8400 shaped as knf shapes a frame (f32 arithmetic), zero-padded to 512."""
-    x = samples[8000:8400].astype(np.float32).copy()
-    x -= np.float32(x.sum(dtype=np.float32) / np.float32(400))
-    for i in range(399, 0, -1):
-        x[i] -= np.float32(0.97) * x[i - 1]
-    x[0] -= np.float32(0.97) * x[0]
-    a = 2.0 * math.pi / 399
-    window = np.array([(0.5 - 0.5 * math.cos(a * i)) ** 0.85 for i in range(400)], dtype=np.float32)
-    return np.concatenate([x * window, np.zeros(112, dtype=np.float32)])
-
-
-def write_rfft_fixture():
-    shaped = shaped_frame(lcg_noise(16000, 5, 3000.0).astype(np.float32))
-    cases = [shaped] + [
-        np.concatenate([lcg_noise(400, seed, 0.5).astype(np.float32), np.zeros(112, np.float32)])
-        for seed in (1, 2)
-    ] + [lcg_noise(512, 3, 1000.0).astype(np.float32)]
-    rfft = knf.Rfft(512)
-    path = os.path.join(OUT_DIR, "knf_rfft_512.bin")
-    with open(path, "wb") as f:
-        for x in cases:
-            out = np.array(rfft.compute(x.tolist()), dtype=np.float32)
-            f.write(x.astype("<f4").tobytes())
-            f.write(out.astype("<f4").tobytes())
-    print(f"{os.path.relpath(path, REPO)}: {len(cases)} FFT cases", file=sys.stderr)
-
-
 def main():
     os.makedirs(OUT_DIR, exist_ok=True)
     manifest = {
@@ -179,7 +148,6 @@ def main():
         )
         print(f"{os.path.relpath(path, REPO)}: {len(samples)} samples -> {frames.shape[0]} frames",
               file=sys.stderr)
-    write_rfft_fixture()
     with open(os.path.join(OUT_DIR, "manifest.json"), "w") as f:
         json.dump(manifest, f, indent=1)
         f.write("\n")

@@ -29,15 +29,16 @@ command -v cargo >/dev/null || { echo "setup: cargo not found: install Rust with
 
 # Python packages the tests run as references, pinned where the result depends on the version:
 # tests/pinyin.rs, tests/chinese_model.rs, tests/units.rs and scripts/eval-*.sh run sherpa-onnx
-# (and its text2token with pypinyin: scripts/pinyin_reference.py; the
-# dictionary in packaging/pinyin.dict is generated from the same pypinyin). Each is installed only
-# when missing or at another version.
+# (and its text2token with pypinyin: scripts/pinyin_reference.py; the dictionary in
+# packaging/pinyin.dict is generated from the same pypinyin); the FFT's unit test
+# (runtime/frontend/fft.rs) runs kaldi-native-fbank 1.23.0's Rfft, the build whose bits
+# sherpa-onnx 2.0.1's features have. Each is installed only when missing or at another version.
 need_pip=()
 py_has() { # py_has DIST [VERSION]
   python3 -c "import importlib.metadata as m, sys; v = m.version('$1'); sys.exit(0 if '${2:-}' in ('', v) else 1)" 2>/dev/null
 }
 command -v python3 >/dev/null || { echo "setup: python3 not found: install python3 and pip" >&2; exit 1; }
-for p in pypinyin==0.55.0 sherpa-onnx==2.0.1 sentencepiece numpy click; do
+for p in pypinyin==0.55.0 sherpa-onnx==2.0.1 kaldi-native-fbank==1.23.0 sentencepiece numpy click; do
   py_has "${p%%==*}" "$(echo "$p" | sed -n 's/.*==//p')" || need_pip+=("$p")
 done
 if [ ${#need_pip[@]} -gt 0 ]; then
