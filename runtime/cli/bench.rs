@@ -220,45 +220,45 @@ fn run_streams(args: &BenchArgs, model: &Arc<crate::model::Transducer>, decoding
     let audio_s = inputs.iter().map(|s| s.len()).sum::<usize>() as f64 / audio::MODEL_SAMPLE_RATE as f64;
     let piece = ((args.piece * audio::MODEL_SAMPLE_RATE as f32) as usize).max(1);
     let rounds = inputs.iter().map(|s| s.len().div_ceil(piece)).max().unwrap_or(0);
-    let (mut best, mut best_alone) = (f64::MAX, f64::MAX);
-    let (mut texts, mut alone_texts) = (vec![], vec![]);
-    for _ in 0..args.repeat.max(1) {
-        // Batched: every stream gets its next piece, then the ready chunks run together.
+    // Every stream gets its next piece in each round, as live microphones would. Batched, the
+    // ready chunks then run together (`decode_batch`); unbatched, each stream's run as they
+    // arrive (what a server without batching does). Returns the time and the transcripts.
+    let decode_rounds = |batched: bool| -> Result<(f64, Vec<String>)> {
         let mut rs = (0..n).map(|_| Recognizer::with_decoding(model.clone(), decoding)).collect::<Result<Vec<_>>>()?;
         let t = Instant::now();
         for round in 0..rounds {
             for (r, s) in rs.iter_mut().zip(&inputs) {
                 let start = round * piece;
-                if start < s.len() {
-                    let end = (start + piece).min(s.len());
+                if start >= s.len() {
+                    continue;
+                }
+                let end = (start + piece).min(s.len());
+                let last = end == s.len();
+                if batched {
                     r.accept_waveform_deferred(&s[start..end]);
-                    if end == s.len() {
+                    if last {
                         r.input_finished_deferred();
                     }
-                }
-            }
-            decode_batch(&mut rs.iter_mut().collect::<Vec<_>>())?;
-        }
-        best = best.min(t.elapsed().as_secs_f64());
-        texts = rs.iter().map(|r| r.result().text).collect();
-        // Unbatched: the same rounds, each stream's ready chunks run on their own (what a
-        // server without batching does).
-        let mut rs = (0..n).map(|_| Recognizer::with_decoding(model.clone(), decoding)).collect::<Result<Vec<_>>>()?;
-        let t = Instant::now();
-        for round in 0..rounds {
-            for (r, s) in rs.iter_mut().zip(&inputs) {
-                let start = round * piece;
-                if start < s.len() {
-                    let end = (start + piece).min(s.len());
+                } else {
                     r.accept_waveform(&s[start..end])?;
-                    if end == s.len() {
+                    if last {
                         r.input_finished()?;
                     }
                 }
             }
+            if batched {
+                decode_batch(&mut rs.iter_mut().collect::<Vec<_>>())?;
+            }
         }
-        best_alone = best_alone.min(t.elapsed().as_secs_f64());
-        alone_texts = rs.iter().map(|r| r.result().text).collect();
+        Ok((t.elapsed().as_secs_f64(), rs.iter().map(|r| r.result().text).collect()))
+    };
+    let (mut best, mut best_alone) = (f64::MAX, f64::MAX);
+    let (mut texts, mut alone_texts) = (vec![], vec![]);
+    for _ in 0..args.repeat.max(1) {
+        let (dt, t) = decode_rounds(true)?;
+        (best, texts) = (best.min(dt), t);
+        let (dt, t) = decode_rounds(false)?;
+        (best_alone, alone_texts) = (best_alone.min(dt), t);
     }
     let threads = crate::kernels::threads::threads();
     let report = StreamsReport {
