@@ -2,7 +2,10 @@
 # Builds the Debian package of zipvox for a board (arm64 by default: 64-bit Raspberry Pi OS,
 # Debian, Ubuntu / Jetson Linux) with dpkg-deb alone: no cargo-deb, no debhelper.
 #
-#   scripts/build-deb.sh                       cross-builds (cargo, .cargo/config.toml) and packages
+#   scripts/build-deb.sh                       cross-builds the release binary (scripts/build-release.sh:
+#                                              profile-guided, trained under qemu) and packages it
+#   scripts/build-deb.sh --plain               a plain `cargo build --release` instead (faster build;
+#                                              the binary maps more memory and runs a little slower)
 #   scripts/build-deb.sh --no-build BINARY     packages an existing binary
 #   scripts/build-deb.sh --arch armhf          32-bit Raspberry Pi OS (armv7 build)
 #
@@ -28,12 +31,14 @@ ROOT=$(pwd)
 
 arch=arm64
 build=1
+plain=0
 bin=""
 while [ $# -gt 0 ]; do
   case $1 in
     --arch) arch=$2; shift 2 ;;
     --no-build) build=0; bin=$2; shift 2 ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    --plain) plain=1; shift ;;
+    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
     *) echo "build-deb: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -53,9 +58,11 @@ for f in packaging/debian/postinst packaging/debian/prerm packaging/debian/postr
   [ -f "$f" ] || { echo "build-deb: $f is missing" >&2; exit 1; }
 done
 
-if [ "$build" = 1 ]; then
+if [ "$build" = 1 ] && [ "$plain" = 1 ]; then
   cargo build --release --target "$triple" --quiet >&2
   bin=${CARGO_TARGET_DIR:-$ROOT/target}/$triple/release/zipvox
+elif [ "$build" = 1 ]; then
+  bin=$(bash scripts/build-release.sh --target "$triple")
 fi
 [ -x "$bin" ] || { echo "build-deb: no executable at $bin" >&2; exit 1; }
 "$readelf" -h "$bin" 2>/dev/null | grep -q "Machine:.* $machine *$" \
@@ -66,7 +73,12 @@ version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 
 # Oldest glibc the binary accepts (highest GLIBC_x.y symbol version it needs).
 glibc=$("$readelf" -V --wide "$bin" 2>/dev/null | grep -o 'GLIBC_[0-9.]*' | sed 's/GLIBC_//' | sort -uV | tail -1)
-needed=$("$readelf" -d "$bin" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p')
+dynamic=$("$readelf" -d "$bin")
+needed=$(echo "$dynamic" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p')
+# Packed relocations (scripts/build-release.sh) need a loader that applies them: glibc 2.36.
+if echo "$dynamic" | grep -q '(RELR)' && [ "$(printf '%s\n' "${glibc:-2.31}" 2.36 | sort -V | tail -1)" = 2.36 ]; then
+  glibc=2.36
+fi
 depends="libc6 (>= ${glibc:-2.31})"
 if echo "$needed" | grep -q '^libasound\.so'; then
   # Debian trixie renamed the library package (time64); on arm64 it still provides the old name.

@@ -153,6 +153,8 @@ impl Transducer {
             load_time: Duration::ZERO,
         };
         model.trial_run()?;
+        ops::release_thread_scratch();
+        crate::service::malloc::release_freed("model loaded");
         Ok(Transducer { load_time: t0.elapsed(), ..model })
     }
 

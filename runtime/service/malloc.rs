@@ -24,3 +24,24 @@ pub fn cap_arenas() {
         }
     }
 }
+
+/// Returns the heap's freed pages to the kernel after loading a model, and logs what the heap
+/// holds (debug). Loading parses protobufs, builds and discards tract's intermediate graphs,
+/// and leaves holes all over the heap that glibc only trims from the top; the recognizer then
+/// reuses its buffers chunk after chunk, so the holes would stay resident for the whole run.
+pub fn release_freed(what: &str) {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // SAFETY: both only read or trim the allocator's own state.
+        let before = unsafe { libc::mallinfo2() };
+        unsafe { libc::malloc_trim(0) };
+        log::debug!(
+            "{what}: heap {} kB in use, {} kB free, {} kB in mmapped blocks; freed pages returned",
+            before.uordblks / 1024,
+            before.fordblks / 1024,
+            before.hblkhd / 1024
+        );
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    let _ = what;
+}

@@ -27,6 +27,11 @@ thread_local! {
     static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
+/// Frees this thread's scratch buffer (see [`super::release_thread_scratch`]).
+pub(super) fn release_scratch() {
+    SCRATCH.with(|s| *s.borrow_mut() = Vec::new());
+}
+
 impl Op for Conv2d {
     fn name(&self) -> StaticName {
         "ZipvoxConv2d".into()

@@ -39,6 +39,11 @@ thread_local! {
     static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
+/// Frees this thread's scratch buffer (see [`super::release_thread_scratch`]).
+pub(super) fn release_scratch() {
+    SCRATCH.with(|s| *s.borrow_mut() = Vec::new());
+}
+
 impl DepthwiseConv {
     fn geometry(&self, spatial: &[usize]) -> DepthwiseGeometry {
         let (in_h, in_w) = if self.rank == 1 { (1, spatial[0]) } else { (spatial[0], spatial[1]) };

@@ -46,6 +46,11 @@ thread_local! {
     static SCRATCH: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
 }
 
+/// Frees this thread's scratch buffers (see [`super::release_thread_scratch`]).
+pub(super) fn release_scratch() {
+    SCRATCH.with(|s| *s.borrow_mut() = Vec::new());
+}
+
 impl QuantMatMul {
     /// Runs the op on a row-major `[m, k]` activation into `out` (`[m, n]`).
     pub fn compute(&self, x: &[f32], out: &mut [f32]) {
