@@ -178,7 +178,7 @@ fn transcripts_equal_zipvox_transcribe_and_stream_as_deltas() {
     // 22.05 kHz stereo 16-bit, from the same clip (sox).
     let dir = tempfile::tempdir().unwrap();
     let stereo = dir.path().join("stereo-22050.wav");
-    let st = Command::new("sox").arg(test_wav("1.wav")).args(["-r", "22050", "-c", "2", "-b", "16"]).arg(&stereo).status();
+    let st = Command::new("sox").arg("-D").arg(test_wav("1.wav")).args(["-r", "22050", "-c", "2", "-b", "16"]).arg(&stereo).status();
     assert!(st.is_ok_and(|s| s.success()), "sox (scripts/setup.sh installs it)");
     files.push(stereo);
     let expected = transcribe(&files);
@@ -451,7 +451,7 @@ fn endpointing_sends_the_transcript_before_audio_stop_and_unix_sockets_work() {
     assert_eq!(r["info"]["asr"][0]["requires_external_vad"], false);
     // The clip, then 3 s of silence, sent faster than real time but paced.
     let padded = dir.path().join("padded.wav");
-    let st = Command::new("sox").arg(test_wav("0.wav")).arg(&padded).args(["pad", "0", "3"]).status().unwrap();
+    let st = Command::new("sox").arg("-D").arg(test_wav("0.wav")).arg(&padded).args(["pad", "0", "3"]).status().unwrap();
     assert!(st.success());
     let r = &client(&["transcribe", &s.uri, padded.to_str().unwrap(), "--delay", "0.01"])[0];
     check_transcript(r, REF_0);
