@@ -25,8 +25,8 @@ pub fn cap_arenas() {
     }
 }
 
-/// Returns the heap's freed pages to the kernel after loading a model, and logs what the heap
-/// holds (debug). Loading parses protobufs, builds and discards tract's intermediate graphs,
+/// Returns the heap's freed pages to the kernel, and logs what the heap held (debug); called
+/// after each stage of a model load. Loading parses protobufs, builds and discards tract's intermediate graphs,
 /// and leaves holes all over the heap that glibc only trims from the top; the recognizer then
 /// reuses its buffers chunk after chunk, so the holes would stay resident for the whole run.
 pub fn release_freed(what: &str) {
