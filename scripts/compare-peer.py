@@ -1,14 +1,16 @@
 #!/usr/bin/env python3
 """Side-by-side speed of zipvox and its peer (onnxruntime / sherpa-onnx), same machine, same run.
 
-usage: scripts/compare-peer.py [--shared DIR] [--repeat N] [--bin PATH] [--streams N] [MODEL_NAME ...]
+usage: scripts/compare-peer.py [--shared DIR] [--repeat N] [--rounds R] [--bin PATH] [--streams N] [MODEL_NAME ...]
 
 For each model under SHARED/models (default: the 3.3M test model and the bench-* models):
   - zipvox: `zipvox bench --json` on test_wavs/1.wav (load, encoder ms/chunk, RTF, peak RSS)
   - onnxruntime: SHARED/tools/ort_model_bench.py on the same int8 encoder (ms per chunk, 1 thread)
   - sherpa-onnx: SHARED/tools/sherpa_decode.py on the same WAV (RTF, fastest of N), plus its model
     load time and peak RSS measured here (the Python process: interpreter + numpy included)
-and prints a Markdown table with zipvox/peer ratios (lower is better for zipvox).
+and prints a Markdown table with zipvox/peer ratios (lower is better for zipvox). The tools run
+in R rounds (default 3), alternating; each figure is the tool's fastest round, and the per-round
+ratios are printed beside the ratio of those, to show how much the machine moved them.
 With --streams N (N > 1), a second table: N streams at once through one loaded model,
 `zipvox bench --streams N` (batched per layer, and the same rounds unbatched) against
 scripts/sherpa_streams.py (sherpa-onnx's decode_streams: onnxruntime batches the ready
@@ -24,6 +26,7 @@ ap.add_argument("--repeat", type=int, default=3)
 ap.add_argument("--bin", default=os.path.join(os.path.dirname(__file__), "..", "target", "release", "zipvox"))
 ap.add_argument("--iters", type=int, default=30, help="onnxruntime encoder runs")
 ap.add_argument("--streams", type=int, default=1, help="also compare N streams at once (N > 1)")
+ap.add_argument("--rounds", type=int, default=3, help="rounds alternating the tools; each reports its fastest round")
 ap.add_argument("models", nargs="*", default=["zipformer2-en-gigaspeech-3.3m", "bench-zipformer2-small-random", "bench-zipformer2-medium-random"])
 a = ap.parse_args()
 shared = os.path.abspath(a.shared)
@@ -66,29 +69,50 @@ r = sherpa_onnx.OnlineRecognizer.from_transducer(tokens=os.path.join(d, "tokens.
 print(time.perf_counter() - t1)
 """
 
+def best(results, key):
+    return min(r[key] for r in results)
+
+
+def spread(values):
+    lo, hi = min(values), max(values)
+    return f"{lo:.2f}" if f"{lo:.2f}" == f"{hi:.2f}" else f"{lo:.2f}–{hi:.2f}"
+
+
+# Rounds alternate the tools (zipvox, onnxruntime, sherpa-onnx, then again), so that a burst of
+# load from the VM's neighbours hits one round of each rather than all runs of one tool.
 rows = []
 for name in a.models:
     d = os.path.join(shared, "models", name)
-    z_out, z_rss = run_rss([a.bin, "bench", "--json", "--repeat", str(a.repeat), "--model", d, wav])
-    z = json.loads(z_out)
-    ort_out = run([sys.executable, os.path.join(tools, "ort_model_bench.py"), encoder_file(d), str(a.iters)])
-    ort_ms = float(ort_out.split("per-run")[1].split("ms")[0])
-    s_out, s_rss = run_rss([sys.executable, os.path.join(tools, "sherpa_decode.py"), d, "--repeat", str(a.repeat), wav])
-    s = json.loads(s_out.strip().splitlines()[-1])
-    load_out, _ = run_rss([sys.executable, "-c", SHERPA_LOAD, d])
-    s_load = float(load_out.strip())
-    rows.append((name, z, ort_ms, s, s_load, z_rss, s_rss))
+    zs, orts, ss, loads, z_rsss, s_rsss = [], [], [], [], [], []
+    for _ in range(a.rounds):
+        z_out, z_rss = run_rss([a.bin, "bench", "--json", "--repeat", str(a.repeat), "--model", d, wav])
+        zs.append(json.loads(z_out))
+        z_rsss.append(z_rss)
+        ort_out = run([sys.executable, os.path.join(tools, "ort_model_bench.py"), encoder_file(d), str(a.iters)])
+        orts.append(float(ort_out.split("per-run")[1].split("ms")[0]))
+        s_out, s_rss = run_rss([sys.executable, os.path.join(tools, "sherpa_decode.py"), d, "--repeat", str(a.repeat), wav])
+        ss.append(json.loads(s_out.strip().splitlines()[-1]))
+        s_rsss.append(s_rss)
+        load_out, _ = run_rss([sys.executable, "-c", SHERPA_LOAD, d])
+        loads.append(float(load_out.strip()))
+    rows.append((name, zs, orts, ss, loads, z_rsss, s_rsss))
 
-print(f"machine: {os.uname().machine}, {os.cpu_count()} cores; zipvox kernels: {rows[0][1]['kernels'] if rows else '-'}; 1 thread each; WAV {os.path.basename(wav)}")
+print(f"machine: {os.uname().machine}, {os.cpu_count()} cores; zipvox kernels: {rows[0][1][0]['kernels'] if rows else '-'}; 1 thread each; WAV {os.path.basename(wav)}; "
+      f"{a.rounds} round(s) alternating the tools, each number the fastest of its rounds (ratios of those; per-round ratios in brackets)")
 print()
 print("| model | encoder ms/chunk zipvox | onnxruntime | ratio | RTF zipvox | sherpa-onnx | ratio | load s zipvox | sherpa-onnx | peak RSS MiB zipvox | sherpa-onnx (python) | tokens zipvox / sherpa words |")
 print("|---|---|---|---|---|---|---|---|---|---|---|---|")
-for name, z, ort_ms, s, s_load, z_rss, s_rss in rows:
-    print(f"| {name} | {z['encoder_ms_per_chunk']:.2f} | {ort_ms:.2f} | {z['encoder_ms_per_chunk'] / ort_ms:.2f} | "
-          f"{z['rtf']:.4f} | {s['rtf']:.4f} | {z['rtf'] / s['rtf']:.2f} | {z['load_s']:.2f} | {s_load:.2f} | "
-          f"{z_rss:.0f} | {s_rss:.0f} | {z['tokens']} / {len(s['text'].split())} |")
+for name, zs, orts, ss, loads, z_rsss, s_rsss in rows:
+    enc, ort_ms = best(zs, "encoder_ms_per_chunk"), min(orts)
+    rtf, s_rtf = best(zs, "rtf"), best(ss, "rtf")
+    enc_rounds = spread([z["encoder_ms_per_chunk"] / o for z, o in zip(zs, orts)])
+    rtf_rounds = spread([z["rtf"] / s["rtf"] for z, s in zip(zs, ss)])
+    print(f"| {name} | {enc:.2f} | {ort_ms:.2f} | {enc / ort_ms:.2f} ({enc_rounds}) | "
+          f"{rtf:.4f} | {s_rtf:.4f} | {rtf / s_rtf:.2f} ({rtf_rounds}) | {best(zs, 'load_s'):.2f} | {min(loads):.2f} | "
+          f"{max(z_rsss):.0f} | {max(s_rsss):.0f} | {zs[0]['tokens']} / {len(ss[0]['text'].split())} |")
 print()
-for name, z, *_ in rows:
+for name, zs, *_ in rows:
+    z = min(zs, key=lambda z: z["encoder_ms_per_chunk"])
     print(f"{name}: zipvox encoder {z['encoder_gmacs']:.3f} GMAC/chunk at {z['encoder_gmac_per_s']:.1f} GMAC/s; joiner {z['joiner_ms_per_call']:.4f} ms/call; decoder {z['decoder_ms_per_call']:.4f} ms/call")
 
 if a.streams > 1:
@@ -103,11 +127,20 @@ if a.streams > 1:
     print("|---|---|---|---|---|---|---|")
     for name in a.models:
         d = os.path.join(shared, "models", name)
-        z = json.loads(run([a.bin, "bench", "--json", "--repeat", str(a.repeat), "--streams", str(a.streams), "--model", d] + clips))
-        try:
-            s = json.loads(run([sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)), "sherpa_streams.py"), d,
-                                "--streams", str(a.streams), "--repeat", str(a.repeat)] + clips).strip().splitlines()[-1])
-            peer, ratio, spc = f"{s['rtf']:.4f}", f"{z['rtf'] / s['rtf']:.2f}", f"{1 / s['rtf']:.1f}"
-        except SystemExit:
+        zs, ss = [], []
+        for _ in range(a.rounds):
+            zs.append(json.loads(run([a.bin, "bench", "--json", "--repeat", str(a.repeat), "--streams", str(a.streams), "--model", d] + clips)))
+            try:
+                ss.append(json.loads(run([sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)), "sherpa_streams.py"), d,
+                                          "--streams", str(a.streams), "--repeat", str(a.repeat)] + clips).strip().splitlines()[-1]))
+            except SystemExit:
+                pass
+        rtf = best(zs, "rtf")
+        if ss:
+            s_rtf = best(ss, "rtf")
+            rounds = spread([z["rtf"] / s["rtf"] for z, s in zip(zs, ss)])
+            peer, ratio, spc = f"{s_rtf:.4f}", f"{rtf / s_rtf:.2f} ({rounds})", f"{1 / s_rtf:.1f}"
+        else:
             peer, ratio, spc = "n/a (fixed batch 1)", "-", "-"
-        print(f"| {name} | {z['rtf']:.4f} | {z['alone_rtf']:.4f} | {peer} | {ratio} | {z['streams_per_core']:.1f} / {spc} | {z['identical']} |")
+        identical = all(z["identical"] for z in zs)
+        print(f"| {name} | {rtf:.4f} | {best(zs, 'alone_rtf'):.4f} | {peer} | {ratio} | {1 / rtf:.1f} / {spc} | {identical} |")

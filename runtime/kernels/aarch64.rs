@@ -48,7 +48,7 @@
 use core::arch::aarch64::*;
 use core::arch::asm;
 
-use super::qgemm::{for_each_step, Epilogue, PackedI8Weights, QRows, RowGroup, Step};
+use super::qgemm::{for_each_step, Epilogue, PackedI8Weights, PerGroup, QRows, RowGroup, Step};
 use super::quantize::{canonical_zero, quantize_one, QuantParams};
 
 /// Selects a monomorphized tile function from run-time (rows, vectors).
@@ -113,7 +113,7 @@ pub(crate) fn qgemm_neon(groups: &mut [QRows], w: &PackedI8Weights, bias: Option
     debug_assert!(w.kind == super::KernelKind::Neon);
     let kpad = w.kpad;
     let abufs: Vec<Vec<u32>> = groups.iter().map(|g| bias_activations(g.a, g.m, w.k, kpad)).collect();
-    let rows: Vec<RowGroup> = groups.iter_mut().map(|g| RowGroup::of(g, 128 - g.zp as i32)).collect();
+    let rows: PerGroup<RowGroup> = groups.iter_mut().map(|g| RowGroup::of(g, 128 - g.zp as i32)).collect();
     let safe = w.has_i8_min;
     for_each_step(&rows, w, NEON_MR, bias, |s| {
         // SAFETY: the tile reads its rows of kpad bytes and the panel, writes inside out (see
@@ -207,7 +207,7 @@ pub(crate) fn qgemm_neon_dotprod(groups: &mut [QRows], w: &PackedI8Weights, bias
     debug_assert!(w.kind == super::KernelKind::NeonDotprod);
     let kpad = w.kpad;
     let abufs: Vec<Vec<u32>> = groups.iter().map(|g| bias_activations(g.a, g.m, w.k, kpad)).collect();
-    let rows: Vec<RowGroup> = groups.iter_mut().map(|g| RowGroup::of(g, 128 - g.zp as i32)).collect();
+    let rows: PerGroup<RowGroup> = groups.iter_mut().map(|g| RowGroup::of(g, 128 - g.zp as i32)).collect();
     for_each_step(&rows, w, DOT_MR, bias, |s| {
         // SAFETY: weights packed for NeonDotprod exist only if the CPU has dotprod (see
         // detect.rs); bounds as in qgemm_neon.

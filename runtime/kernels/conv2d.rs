@@ -17,7 +17,9 @@
 //! eight blocks for 1×1 convolutions (its pointwise kernel): see [`mlas_block`].
 //!
 //! The input is gathered once per tap into the im2col buffer (taps in summation order,
-//! positions in blocks of [`LANES`]); a register tile then computes a few output channels at one
+//! positions in blocks of [`LANES`]; a 1×1 convolution's input already is that layout, one row
+//! per tap, so its tiles read it in place and only a partial last block is copied); a register
+//! tile then computes a few output channels at one
 //! block of positions with every accumulator in a register for the whole tap loop (AVX-512:
 //! 8 channels × 32 positions; AVX2 6 × 16; NEON 4 × 16), reading per tap one contiguous run of
 //! positions and one group of weights ([`GROUP`]). Each output is still the one chain of its
@@ -151,6 +153,9 @@ pub struct PackedConv2d {
     /// Tap index where each channel block starts (and the total at the end).
     block_starts: Vec<usize>,
     pub block: usize,
+    /// Tap `t` at position `q` is `input[t·positions + q]` (1×1, stride 1, no padding): the
+    /// tiles read the input where it lies, without an im2col copy.
+    direct: bool,
 }
 
 impl PackedConv2d {
@@ -173,7 +178,7 @@ impl PackedConv2d {
             }
         }
         block_starts.push(taps.len());
-        let offsets = taps.iter().map(|&(c, i, j)| c * ph * pw + i * pw + j).collect();
+        let offsets: Vec<usize> = taps.iter().map(|&(c, i, j)| c * ph * pw + i * pw + j).collect();
         let groups = g.out_channels.div_ceil(GROUP);
         let mut weights = vec![0.0; groups * taps.len() * GROUP];
         for o in 0..g.out_channels {
@@ -182,8 +187,11 @@ impl PackedConv2d {
             }
         }
         let (oh, ow) = (g.out_h(), g.out_w());
-        let positions = (0..oh * ow).map(|p| (p / ow) * g.stride[0] * pw + (p % ow) * g.stride[1]).collect();
-        PackedConv2d { geometry, weights, offsets, positions, block_starts, block }
+        let positions: Vec<usize> = (0..oh * ow).map(|p| (p / ow) * g.stride[0] * pw + (p % ow) * g.stride[1]).collect();
+        let direct = g.pad == [0; 4]
+            && positions.iter().enumerate().all(|(q, &at)| at == q)
+            && offsets.iter().enumerate().all(|(t, &at): (usize, &usize)| at == t * positions.len());
+        PackedConv2d { geometry, weights, offsets, positions, block_starts, block, direct }
     }
 
     fn taps(&self) -> usize {
@@ -212,29 +220,41 @@ pub fn conv2d_with(kernel: Conv2dKernel, p: &PackedConv2d, input: &[f32], bias: 
     if let Some(b) = bias {
         assert_eq!(b.len(), g.out_channels);
     }
-    let cols = im2col(p, input, scratch);
     let blocks = positions.div_ceil(LANES);
+    let taps = p.taps();
+    // Where the tiles read a block's taps: `(values, stride)`, tap `t` at position `l` of the
+    // block being `values[t·stride + l]`. The direct path reads whole blocks from the input and
+    // gathers only the last, partial one (zero-padded to LANES).
+    let full = if p.direct { positions / LANES } else { 0 };
+    let (cols, cols_stride) = if p.direct { (tail_block(p, input, full * LANES, scratch), LANES) } else { im2col(p, input, scratch) };
     let cout = g.out_channels;
     let tile = |o: usize, pb: usize, out: &mut [f32]| {
         let n = (positions - pb * LANES).min(LANES);
-        let block_cols = &cols[pb * p.taps() * LANES..(pb + 1) * p.taps() * LANES];
+        let (block_cols, stride) = if pb < full {
+            (&input[pb * LANES..], positions)
+        } else if p.direct {
+            let at = (pb - full) * taps * LANES;
+            (&cols[at..at + taps * LANES], LANES)
+        } else {
+            (&cols[pb * LANES..], cols_stride)
+        };
         match kernel {
-            Conv2dKernel::Scalar => tile_scalar(p, block_cols, o, n, bias, &mut out[pb * LANES..]),
+            Conv2dKernel::Scalar => tile_scalar(p, block_cols, stride, o, n, bias, &mut out[pb * LANES..]),
             #[cfg(target_arch = "x86_64")]
             Conv2dKernel::Avx2 => {
                 assert!(std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma"));
                 // SAFETY: features checked just above; tile bounds as in `x86::conv_tile_avx2`'s docs.
-                unsafe { x86::conv_tile_avx2(p, block_cols, o, n, bias, &mut out[pb * LANES..], positions) }
+                unsafe { x86::conv_tile_avx2(p, block_cols, stride, o, n, bias, &mut out[pb * LANES..], positions) }
             }
             #[cfg(target_arch = "x86_64")]
             Conv2dKernel::Avx512 => {
                 assert!(std::arch::is_x86_feature_detected!("avx512f"));
                 // SAFETY: feature checked just above; tile bounds as in `x86::conv_tile_avx512`'s docs.
-                unsafe { x86::conv_tile_avx512(p, block_cols, o, n, bias, &mut out[pb * LANES..], positions) }
+                unsafe { x86::conv_tile_avx512(p, block_cols, stride, o, n, bias, &mut out[pb * LANES..], positions) }
             }
             #[cfg(target_arch = "aarch64")]
             // SAFETY: NEON is baseline on aarch64; tile bounds as in `neon::conv_tile_neon`'s docs.
-            Conv2dKernel::Neon => unsafe { neon::conv_tile_neon(p, block_cols, o, n, bias, &mut out[pb * LANES..], positions) },
+            Conv2dKernel::Neon => unsafe { neon::conv_tile_neon(p, block_cols, stride, o, n, bias, &mut out[pb * LANES..], positions) },
         }
     };
     // Channel tiles outermost: one tile's weights (taps × GROUP floats) stay in L1 while the
@@ -255,15 +275,39 @@ pub fn conv2d_with(kernel: Conv2dKernel, p: &PackedConv2d, input: &[f32], bias: 
     }
 }
 
+/// For the direct path: the positions from `from` on (fewer than LANES) of every tap, laid
+/// out as one im2col block `[tap][LANES]`, zero-padded.
+fn tail_block<'s>(p: &PackedConv2d, input: &[f32], from: usize, scratch: &'s mut Vec<f32>) -> &'s [f32] {
+    let positions = p.positions.len();
+    let (taps, n) = (p.taps(), positions - from);
+    if n == 0 {
+        return &[];
+    }
+    scratch.resize(scratch.len().max(taps * LANES), 0.0);
+    let block = &mut scratch[..taps * LANES];
+    for (t, row) in block.chunks_exact_mut(LANES).enumerate() {
+        row[..n].copy_from_slice(&input[t * positions + from..(t + 1) * positions]);
+        row[n..].fill(0.0);
+    }
+    block
+}
+
 /// The zero-padded input (or the input itself when there is no padding), then the im2col
-/// buffer `[position block][tap][LANES]`: for every tap, that tap's input value at every output
-/// position, taps in summation order. Returns the im2col buffer.
-fn im2col<'s>(p: &PackedConv2d, input: &[f32], scratch: &'s mut Vec<f32>) -> &'s [f32] {
+/// buffer `[tap][stride]`: for every tap (in summation order), that tap's input value at every
+/// output position, the row zero-padded to `stride`, a multiple of [`LANES`]. Returns the
+/// buffer and `stride`; block `pb`'s taps start at `pb·LANES`.
+///
+/// Built tap by tap and output row by output row: the runs are whole output rows (19 values
+/// for the ConvNeXt input, 39 for the stride-2 convolution), gathered with one vector
+/// deinterleave per 16 values at stride 2 (the front end's strided convolutions) rather than
+/// value by value (a third of `conv.4`'s time was its gather).
+fn im2col<'s>(p: &PackedConv2d, input: &[f32], scratch: &'s mut Vec<f32>) -> (&'s [f32], usize) {
     let g = &p.geometry;
     let (ph, pw) = g.padded();
     let padded_len = if g.pad == [0; 4] { 0 } else { g.in_channels * ph * pw };
-    let blocks = p.positions.len().div_ceil(LANES);
-    let cols_len = blocks * p.taps() * LANES;
+    let (oh, ow) = (g.out_h(), g.out_w());
+    let stride = (oh * ow).div_ceil(LANES) * LANES;
+    let cols_len = p.taps() * stride;
     // No clearing: every element read below is written first (resize only zeroes growth).
     scratch.resize(scratch.len().max(padded_len + cols_len), 0.0);
     let (padded, rest) = scratch.split_at_mut(padded_len);
@@ -281,43 +325,116 @@ fn im2col<'s>(p: &PackedConv2d, input: &[f32], scratch: &'s mut Vec<f32>) -> &'s
         }
         padded
     };
-    let (ow, sw) = (g.out_w(), g.stride[1]);
-    let total = p.positions.len();
-    for (pb, block) in cols.chunks_exact_mut(p.taps() * LANES).enumerate() {
-        let (p0, p1) = (pb * LANES, ((pb + 1) * LANES).min(total));
-        for (row, &off) in block.chunks_exact_mut(LANES).zip(&p.offsets) {
-            // The block's positions in runs along one output row: contiguous in the input for
-            // stride 1 (a copy), every `sw`-th value otherwise.
-            let mut q = p0;
-            while q < p1 {
-                let run = (ow - q % ow).min(p1 - q);
-                let from = &src[off + p.positions[q]..];
-                let dst = &mut row[q - p0..q - p0 + run];
-                if sw == 1 {
-                    dst.copy_from_slice(&from[..run]);
-                } else {
-                    for (k, d) in dst.iter_mut().enumerate() {
-                        *d = from[k * sw];
-                    }
-                }
-                q += run;
-            }
-            row[p1 - p0..].fill(0.0);
+    let (sh, sw) = (g.stride[0], g.stride[1]);
+    let gather = Gather::for_stride(sw);
+    for (row, &off) in cols.chunks_exact_mut(stride).zip(&p.offsets) {
+        for y in 0..oh {
+            // Output row y of this tap: input row `y·sh` (plus the tap's offset), every `sw`-th value.
+            let from = &src[off + y * sh * pw..];
+            gather.run(&mut row[y * ow..(y + 1) * ow], &from[..(ow.max(1) - 1) * sw + 1]);
+        }
+        row[oh * ow..].fill(0.0);
+    }
+    (cols, stride)
+}
+
+/// How [`im2col`] gathers one output row: `dst[k] = src[k·stride]`.
+#[derive(Clone, Copy)]
+enum Gather {
+    Copy,
+    Even,
+    #[cfg(target_arch = "x86_64")]
+    EvenAvx512,
+    Strided(usize),
+}
+
+impl Gather {
+    fn for_stride(stride: usize) -> Gather {
+        match stride {
+            1 => Gather::Copy,
+            #[cfg(target_arch = "x86_64")]
+            2 if std::arch::is_x86_feature_detected!("avx512f") => Gather::EvenAvx512,
+            2 => Gather::Even,
+            s => Gather::Strided(s),
         }
     }
-    cols
+
+    /// `src` holds exactly `(dst.len() - 1)·stride + 1` values (or none for an empty `dst`).
+    #[inline]
+    fn run(self, dst: &mut [f32], src: &[f32]) {
+        if dst.is_empty() {
+            return;
+        }
+        match self {
+            Gather::Copy => dst.copy_from_slice(src),
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: AVX-512F checked in `for_stride`; lengths as documented above.
+            Gather::EvenAvx512 => unsafe { gather_even_avx512(dst, src) },
+            Gather::Even => gather_even(dst, src),
+            Gather::Strided(s) => {
+                for (k, d) in dst.iter_mut().enumerate() {
+                    *d = src[k * s];
+                }
+            }
+        }
+    }
+}
+
+/// `dst[k] = src[2k]`, `src.len() == 2·dst.len() - 1`: the reference, and aarch64's with
+/// `ld2` (a deinterleaving load of eight values) for all but the last few.
+fn gather_even(dst: &mut [f32], src: &[f32]) {
+    assert_eq!(src.len(), 2 * dst.len() - 1);
+    #[allow(unused_mut)]
+    let mut k = 0;
+    #[cfg(target_arch = "aarch64")]
+    // SAFETY: each `vld2q_f32` reads src[2k..2k + 8], inside `src` (2k + 8 <= src.len()); each
+    // store writes dst[k..k + 4], inside `dst` (k + 4 <= (src.len() + 1) / 2).
+    unsafe {
+        use core::arch::aarch64::*;
+        while 2 * k + 8 <= src.len() {
+            let v = vld2q_f32(src.as_ptr().add(2 * k));
+            vst1q_f32(dst.as_mut_ptr().add(k), v.0);
+            k += 4;
+        }
+    }
+    for (d, s) in dst[k..].iter_mut().zip(src[2 * k..].iter().step_by(2)) {
+        *d = *s;
+    }
+}
+
+/// [`gather_even`] sixteen values at a time: two masked loads (no read past `src`), one
+/// two-register permute, one masked store.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn gather_even_avx512(dst: &mut [f32], src: &[f32]) {
+    use std::arch::x86_64::*;
+    assert_eq!(src.len(), 2 * dst.len() - 1);
+    let mask = |n: usize| -> __mmask16 { if n >= 16 { 0xffff } else { ((1u32 << n) - 1) as u16 } };
+    let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    let mut k = 0;
+    while k < dst.len() {
+        let left = src.len() - 2 * k;
+        let at = src.as_ptr().wrapping_add(2 * k);
+        // Masked-off lanes are not read (AVX-512 fault suppression), so the second load may
+        // point past the end when it reads nothing.
+        let lo = _mm512_maskz_loadu_ps(mask(left), at);
+        let hi = _mm512_maskz_loadu_ps(mask(left.saturating_sub(16)), at.wrapping_add(16));
+        let v = _mm512_permutex2var_ps(lo, even, hi);
+        _mm512_mask_storeu_ps(dst.as_mut_ptr().add(k), mask(dst.len() - k), v);
+        k += 16;
+    }
 }
 
 /// Scalar reference tile: output channel `o` at the `n` positions of one column block, in the
 /// order of the module docs. `out` starts at the block's first position of channel 0.
-fn tile_scalar(p: &PackedConv2d, cols: &[f32], o: usize, n: usize, bias: Option<&[f32]>, out: &mut [f32]) {
+fn tile_scalar(p: &PackedConv2d, cols: &[f32], stride: usize, o: usize, n: usize, bias: Option<&[f32]>, out: &mut [f32]) {
     let positions = p.positions.len();
     for l in 0..n {
         let mut total = 0.0f32;
         for (b, win) in p.block_starts.windows(2).enumerate() {
             let mut part = 0.0f32;
             for t in win[0]..win[1] {
-                part = p.weight(t, o).mul_add(cols[t * LANES + l], part);
+                part = p.weight(t, o).mul_add(cols[t * stride + l], part);
             }
             total = if b == 0 { part } else { part + total };
         }
@@ -331,16 +448,16 @@ mod x86 {
     use std::arch::x86_64::*;
 
     /// Channels `o..o+8` (those below `out_channels`) at the first `n` positions of one column
-    /// block (`cols`: `taps × LANES`), all channel blocks, in the order of the scalar tile: per
+    /// block (tap `t` at `cols[t·stride..]`), all channel blocks, in the order of the scalar tile: per
     /// block a chain of fused multiply-adds from zero, block sums added in order, bias last.
     /// Sixteen zmm accumulators stay in registers; per tap two loads of positions and eight
     /// weight broadcasts from one cache line. `out` starts at the block's first position of
     /// channel 0 and holds `out_channels` rows of `positions`.
     #[target_feature(enable = "avx512f")]
     #[inline(never)] // its own symbol, for scripts/kernel-mca.sh
-    pub(super) unsafe fn conv_tile_avx512(p: &PackedConv2d, cols: &[f32], o: usize, n: usize, bias: Option<&[f32]>, out: &mut [f32], positions: usize) {
+    pub(super) unsafe fn conv_tile_avx512(p: &PackedConv2d, cols: &[f32], stride: usize, o: usize, n: usize, bias: Option<&[f32]>, out: &mut [f32], positions: usize) {
         let taps = p.taps();
-        debug_assert!(o % 8 == 0 && cols.len() == taps * LANES && n <= LANES);
+        debug_assert!(o % 8 == 0 && cols.len() >= (taps - 1) * stride + LANES && n <= LANES);
         let m0: __mmask16 = if n >= 16 { 0xffff } else { ((1u32 << n) - 1) as u16 };
         let m1: __mmask16 = if n >= 32 { 0xffff } else if n > 16 { ((1u32 << (n - 16)) - 1) as u16 } else { 0 };
         let wg = p.weights.as_ptr().add((o / GROUP) * taps * GROUP + o % GROUP);
@@ -349,8 +466,8 @@ mod x86 {
         for (b, win) in p.block_starts.windows(2).enumerate() {
             let mut acc = [[_mm512_setzero_ps(); 2]; 8];
             for t in win[0]..win[1] {
-                let x0 = _mm512_loadu_ps(x.add(t * LANES));
-                let x1 = _mm512_loadu_ps(x.add(t * LANES + 16));
+                let x0 = _mm512_loadu_ps(x.add(t * stride));
+                let x1 = _mm512_loadu_ps(x.add(t * stride + 16));
                 let w = wg.add(t * GROUP);
                 for (j, a) in acc.iter_mut().enumerate() {
                     let wj = _mm512_set1_ps(*w.add(j));
@@ -380,17 +497,17 @@ mod x86 {
     }
 
     /// One channel block of [`conv_tile_avx2`]: six channels' chains over `taps` taps at 16
-    /// positions (`x`: the first tap's positions, `LANES` apart; `w`: its weights, `GROUP`
+    /// positions (`x`: the first tap's positions, `stride` apart; `w`: its weights, `GROUP`
     /// apart). Out of line so that the loop holds nothing but its twelve accumulators, the two
     /// position vectors and the broadcast weight in the sixteen ymm registers: inlined, the
     /// caller's block totals took a register and the loop shuffled accumulators (85%).
     #[target_feature(enable = "avx2,fma")]
     #[inline(never)] // its own symbol, for scripts/kernel-mca.sh
-    unsafe fn conv_chains_avx2(x: *const f32, w: *const f32, taps: usize) -> [[__m256; 2]; 6] {
+    unsafe fn conv_chains_avx2(x: *const f32, stride: usize, w: *const f32, taps: usize) -> [[__m256; 2]; 6] {
         let mut acc = [[_mm256_setzero_ps(); 2]; 6];
         for t in 0..taps {
-            let x0 = _mm256_loadu_ps(x.add(t * LANES));
-            let x1 = _mm256_loadu_ps(x.add(t * LANES + 8));
+            let x0 = _mm256_loadu_ps(x.add(t * stride));
+            let x1 = _mm256_loadu_ps(x.add(t * stride + 8));
             let w = w.add(t * GROUP);
             for (j, a) in acc.iter_mut().enumerate() {
                 let wj = _mm256_broadcast_ss(&*w.add(j));
@@ -407,9 +524,9 @@ mod x86 {
     /// eight independent chains leave the pipes idle a fifth of the time (llvm-mca: 79% of
     /// peak on Haswell with 4 × 16).
     #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn conv_tile_avx2(p: &PackedConv2d, cols: &[f32], o: usize, n: usize, bias: Option<&[f32]>, out: &mut [f32], positions: usize) {
+    pub(super) unsafe fn conv_tile_avx2(p: &PackedConv2d, cols: &[f32], stride: usize, o: usize, n: usize, bias: Option<&[f32]>, out: &mut [f32], positions: usize) {
         let taps = p.taps();
-        debug_assert!(o % 6 == 0 && cols.len() == taps * LANES && n <= LANES);
+        debug_assert!(o % 6 == 0 && cols.len() >= (taps - 1) * stride + LANES && n <= LANES);
         let wg = p.weights.as_ptr().add((o / GROUP) * taps * GROUP + o % GROUP);
         let rows = (p.geometry.out_channels - o).min(6);
         for half in 0..2 {
@@ -420,7 +537,7 @@ mod x86 {
             let x = cols.as_ptr().add(l0);
             let mut total = [[_mm256_setzero_ps(); 2]; 6];
             for (b, win) in p.block_starts.windows(2).enumerate() {
-                let acc = conv_chains_avx2(x.add(win[0] * LANES), wg.add(win[0] * GROUP), win[1] - win[0]);
+                let acc = conv_chains_avx2(x.add(win[0] * stride), stride, wg.add(win[0] * GROUP), win[1] - win[0]);
                 for j in 0..6 {
                     for h in 0..2 {
                         total[j][h] = if b == 0 { acc[j][h] } else { _mm256_add_ps(acc[j][h], total[j][h]) };
@@ -455,9 +572,9 @@ mod neon {
     /// load of the four channels' weights and sixteen `fmla` by weight lane (fused, as the scalar
     /// `mul_add`).
     #[inline(never)] // its own symbol, for scripts/kernel-mca.sh
-    pub(super) unsafe fn conv_tile_neon(p: &PackedConv2d, cols: &[f32], o: usize, n: usize, bias: Option<&[f32]>, out: &mut [f32], positions: usize) {
+    pub(super) unsafe fn conv_tile_neon(p: &PackedConv2d, cols: &[f32], stride: usize, o: usize, n: usize, bias: Option<&[f32]>, out: &mut [f32], positions: usize) {
         let taps = p.taps();
-        debug_assert!(o % 4 == 0 && cols.len() == taps * LANES && n <= LANES);
+        debug_assert!(o % 4 == 0 && cols.len() >= (taps - 1) * stride + LANES && n <= LANES);
         let wg = p.weights.as_ptr().add((o / GROUP) * taps * GROUP + o % GROUP);
         let rows = (p.geometry.out_channels - o).min(4);
         for half in 0..2 {
@@ -471,7 +588,7 @@ mod neon {
             for (b, win) in p.block_starts.windows(2).enumerate() {
                 let mut acc = [[zero; 4]; 4];
                 for t in win[0]..win[1] {
-                    let xt = x.add(t * LANES);
+                    let xt = x.add(t * stride);
                     let xv = [vld1q_f32(xt), vld1q_f32(xt.add(4)), vld1q_f32(xt.add(8)), vld1q_f32(xt.add(12))];
                     let w = vld1q_f32(wg.add(t * GROUP));
                     for k in 0..4 {
@@ -577,6 +694,9 @@ mod tests {
             // ConvNeXt pointwise 128→384, 384→128
             Conv2dGeometry { in_channels: 128, in_h: 2, in_w: 7, out_channels: 384, k_h: 1, k_w: 1, stride: [1, 1], pad: [0; 4] },
             Conv2dGeometry { in_channels: 384, in_h: 2, in_w: 5, out_channels: 128, k_h: 1, k_w: 1, stride: [1, 1], pad: [0; 4] },
+            // pointwise read in place: full blocks and a tail (16×19), full blocks only (4×16)
+            Conv2dGeometry { in_channels: 128, in_h: 16, in_w: 19, out_channels: 384, k_h: 1, k_w: 1, stride: [1, 1], pad: [0; 4] },
+            Conv2dGeometry { in_channels: 40, in_h: 4, in_w: 16, out_channels: 30, k_h: 1, k_w: 1, stride: [1, 1], pad: [0; 4] },
             // odd sizes: channel tails of 8 and 1, position tails
             Conv2dGeometry { in_channels: 3, in_h: 5, in_w: 6, out_channels: 43, k_h: 2, k_w: 3, stride: [1, 1], pad: [1, 2, 0, 1] },
         ];
@@ -602,6 +722,24 @@ mod tests {
                         }
                     }
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn stride_two_gathers_match_every_length() {
+        for n in 1..70 {
+            let src = lcg(2 * n - 1, n as u32);
+            let want: Vec<f32> = (0..n).map(|k| src[2 * k]).collect();
+            let mut got = vec![f32::NAN; n];
+            gather_even(&mut got, &src);
+            assert_eq!(got, want, "gather_even n={n}");
+            #[cfg(target_arch = "x86_64")]
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                let mut got = vec![f32::NAN; n];
+                // SAFETY: AVX-512F checked just above.
+                unsafe { gather_even_avx512(&mut got, &src) };
+                assert_eq!(got, want, "gather_even_avx512 n={n}");
             }
         }
     }
@@ -639,6 +777,29 @@ mod tests {
                 println!("{kernel:?} {}→{} {}x{} stride {:?}: {:.1} µs, {:.1} GMAC/s", g.in_channels, g.out_channels, g.k_h, g.k_w, g.stride, best * 1e6, macs / best / 1e9);
             }
             println!("{kernel:?}: front end convolutions {:.1} µs", total * 1e6);
+        }
+    }
+    /// `cargo test --release --lib conv2d::tests::im2col_speed -- --ignored --nocapture`: the
+    /// gather alone for the 3.3M model's three 3×3 convolutions.
+    #[test]
+    #[ignore]
+    fn im2col_speed() {
+        for g in [
+            Conv2dGeometry { in_channels: 1, in_h: 45, in_w: 80, out_channels: 8, k_h: 3, k_w: 3, stride: [1, 1], pad: [0, 1, 0, 1] },
+            Conv2dGeometry { in_channels: 8, in_h: 43, in_w: 80, out_channels: 32, k_h: 3, k_w: 3, stride: [2, 2], pad: [0; 4] },
+            Conv2dGeometry { in_channels: 32, in_h: 21, in_w: 39, out_channels: 128, k_h: 3, k_w: 3, stride: [1, 2], pad: [0; 4] },
+        ] {
+            let x = lcg(g.in_channels * g.in_h * g.in_w, 1);
+            let w = lcg(g.out_channels * g.in_channels * g.k_h * g.k_w, 2);
+            let p = PackedConv2d::new(g, &w, mlas_block(&g));
+            let mut scratch = Vec::new();
+            let mut best = u64::MAX;
+            for _ in 0..300 {
+                let t = cpu_ns();
+                std::hint::black_box(im2col(&p, &x, &mut scratch));
+                best = best.min(cpu_ns() - t);
+            }
+            println!("{}→{} {}x{} stride {:?}: im2col {:.1} µs", g.in_channels, g.out_channels, g.k_h, g.k_w, g.stride, best as f64 / 1e3);
         }
     }
 }

@@ -393,14 +393,61 @@ pub(crate) struct Step {
     pub epi: Epilogue,
 }
 
+/// A per-call list with one entry per row group (stream) of a batched matmul: on the stack for
+/// up to four groups (one stream is the usual case: a heap allocation per matmul call added up
+/// to about 1% of a 3.3M chunk), on the heap beyond. Not the `smallvec` crate: the kernels
+/// build standalone, without crates, for scripts/kernel-mca.sh.
+pub(crate) enum PerGroup<T: Copy + Default> {
+    Inline([T; 4], usize),
+    Heap(Vec<T>),
+}
+
+impl<T: Copy + Default> FromIterator<T> for PerGroup<T> {
+    fn from_iter<I: IntoIterator<Item = T>>(items: I) -> Self {
+        let mut list = PerGroup::Inline([T::default(); 4], 0);
+        for item in items {
+            match &mut list {
+                PerGroup::Inline(a, n) if *n < a.len() => {
+                    a[*n] = item;
+                    *n += 1;
+                }
+                PerGroup::Inline(a, _) => {
+                    let mut v = a.to_vec();
+                    v.push(item);
+                    list = PerGroup::Heap(v);
+                }
+                PerGroup::Heap(v) => v.push(item),
+            }
+        }
+        list
+    }
+}
+
+impl<T: Copy + Default> std::ops::Deref for PerGroup<T> {
+    type Target = [T];
+    fn deref(&self) -> &[T] {
+        match self {
+            PerGroup::Inline(a, n) => &a[..*n],
+            PerGroup::Heap(v) => v,
+        }
+    }
+}
+
 /// One row group of [`for_each_step`]: `m` rows with their own zero-point correction factor,
 /// scale and `[m, n]` output.
 #[allow(dead_code)]
+#[derive(Clone, Copy)]
 pub(crate) struct RowGroup {
     pub m: usize,
     pub corr: i32,
     pub scale: f32,
     pub out: *mut f32,
+}
+
+impl Default for RowGroup {
+    fn default() -> Self {
+        RowGroup { m: 0, corr: 0, scale: 0.0, out: std::ptr::null_mut() }
+    }
 }
 
 impl RowGroup {

@@ -19,7 +19,7 @@
 
 use core::arch::x86_64::*;
 
-use super::qgemm::{for_each_step, PackedI8Weights, QRows, RowGroup, Step};
+use super::qgemm::{for_each_step, PackedI8Weights, PerGroup, QRows, RowGroup, Step};
 use super::quantize::{canonical_zero, quantize_one, QuantParams};
 
 /// Selects a monomorphized tile function from run-time (rows, vectors).
@@ -67,7 +67,7 @@ unsafe fn avx2_driver(groups: &mut [QRows], w: &PackedI8Weights, bias: Option<&[
         })
         .collect();
     // corr is 0: the zero point was subtracted from the activations.
-    let rows: Vec<RowGroup> = groups.iter_mut().map(|g| RowGroup::of(g, 0)).collect();
+    let rows: PerGroup<RowGroup> = groups.iter_mut().map(|g| RowGroup::of(g, 0)).collect();
     for_each_step(&rows, w, AVX2_MR, bias, |s| {
         // SAFETY: the step's rows and k block are inside its group's a16 (see for_each_step).
         unsafe {
@@ -162,8 +162,8 @@ unsafe fn vnni_driver(groups: &mut [QRows], w: &PackedI8Weights, bias: Option<&[
             })
             .collect()
     };
-    let rows_of: Vec<&[u8]> = if k == kpad { groups.iter().map(|g| g.a).collect() } else { padded.iter().map(|p| &p[..]).collect() };
-    let rows: Vec<RowGroup> = groups.iter_mut().map(|g| RowGroup::of(g, -(g.zp as i32))).collect();
+    let rows_of: PerGroup<&[u8]> = if k == kpad { groups.iter().map(|g| g.a).collect() } else { padded.iter().map(|p| &p[..]).collect() };
+    let rows: PerGroup<RowGroup> = groups.iter_mut().map(|g| RowGroup::of(g, -(g.zp as i32))).collect();
     for_each_step(&rows, w, VNNI_MR, bias, |s| {
         // SAFETY: the step's rows and k block are inside its group's activations (see
         // for_each_step).
