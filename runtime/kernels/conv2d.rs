@@ -213,6 +213,18 @@ pub fn conv2d(p: &PackedConv2d, input: &[f32], bias: Option<&[f32]>, out: &mut [
 
 /// [`conv2d`] with a given kernel (it must be one of [`Conv2dKernel::available`]).
 pub fn conv2d_with(kernel: Conv2dKernel, p: &PackedConv2d, input: &[f32], bias: Option<&[f32]>, out: &mut [f32], scratch: &mut Vec<f32>) {
+    conv2d_rows_with(kernel, p, input, bias, out, scratch, 0)
+}
+
+/// [`conv2d`] for output rows `first_row..out_h` only: the rows above are left as they are in
+/// `out` (the caller fills them, e.g. from the previous chunk's output). Each computed value is
+/// bit for bit what the whole convolution gives.
+pub fn conv2d_rows(p: &PackedConv2d, input: &[f32], bias: Option<&[f32]>, out: &mut [f32], scratch: &mut Vec<f32>, first_row: usize) {
+    conv2d_rows_with(Conv2dKernel::best(), p, input, bias, out, scratch, first_row)
+}
+
+/// [`conv2d_rows`] with a given kernel.
+pub fn conv2d_rows_with(kernel: Conv2dKernel, p: &PackedConv2d, input: &[f32], bias: Option<&[f32]>, out: &mut [f32], scratch: &mut Vec<f32>, first_row: usize) {
     let g = &p.geometry;
     let positions = g.out_h() * g.out_w();
     assert_eq!(input.len(), g.in_channels * g.in_h * g.in_w);
@@ -220,18 +232,25 @@ pub fn conv2d_with(kernel: Conv2dKernel, p: &PackedConv2d, input: &[f32], bias: 
     if let Some(b) = bias {
         assert_eq!(b.len(), g.out_channels);
     }
-    let blocks = positions.div_ceil(LANES);
+    // The positions computed: q0.., in blocks of LANES from q0.
+    let q0 = first_row.min(g.out_h()) * g.out_w();
+    let count = positions - q0;
+    if count == 0 {
+        return;
+    }
+    let blocks = count.div_ceil(LANES);
     let taps = p.taps();
     // Where the tiles read a block's taps: `(values, stride)`, tap `t` at position `l` of the
     // block being `values[t·stride + l]`. The direct path reads whole blocks from the input and
     // gathers only the last, partial one (zero-padded to LANES).
-    let full = if p.direct { positions / LANES } else { 0 };
-    let (cols, cols_stride) = if p.direct { (tail_block(p, input, full * LANES, scratch), LANES) } else { im2col(p, input, scratch) };
+    let full = if p.direct { count / LANES } else { 0 };
+    let (cols, cols_stride) =
+        if p.direct { (tail_block(p, input, q0 + full * LANES, scratch), LANES) } else { im2col(p, input, scratch, first_row.min(g.out_h())) };
     let cout = g.out_channels;
     let tile = |o: usize, pb: usize, out: &mut [f32]| {
-        let n = (positions - pb * LANES).min(LANES);
+        let n = (count - pb * LANES).min(LANES);
         let (block_cols, stride) = if pb < full {
-            (&input[pb * LANES..], positions)
+            (&input[q0 + pb * LANES..], positions)
         } else if p.direct {
             let at = (pb - full) * taps * LANES;
             (&cols[at..at + taps * LANES], LANES)
@@ -239,22 +258,22 @@ pub fn conv2d_with(kernel: Conv2dKernel, p: &PackedConv2d, input: &[f32], bias: 
             (&cols[pb * LANES..], cols_stride)
         };
         match kernel {
-            Conv2dKernel::Scalar => tile_scalar(p, block_cols, stride, o, n, bias, &mut out[pb * LANES..]),
+            Conv2dKernel::Scalar => tile_scalar(p, block_cols, stride, o, n, bias, &mut out[q0 + pb * LANES..]),
             #[cfg(target_arch = "x86_64")]
             Conv2dKernel::Avx2 => {
                 assert!(std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma"));
                 // SAFETY: features checked just above; tile bounds as in `x86::conv_tile_avx2`'s docs.
-                unsafe { x86::conv_tile_avx2(p, block_cols, stride, o, n, bias, &mut out[pb * LANES..], positions) }
+                unsafe { x86::conv_tile_avx2(p, block_cols, stride, o, n, bias, &mut out[q0 + pb * LANES..], positions) }
             }
             #[cfg(target_arch = "x86_64")]
             Conv2dKernel::Avx512 => {
                 assert!(std::arch::is_x86_feature_detected!("avx512f"));
                 // SAFETY: feature checked just above; tile bounds as in `x86::conv_tile_avx512`'s docs.
-                unsafe { x86::conv_tile_avx512(p, block_cols, stride, o, n, bias, &mut out[pb * LANES..], positions) }
+                unsafe { x86::conv_tile_avx512(p, block_cols, stride, o, n, bias, &mut out[q0 + pb * LANES..], positions) }
             }
             #[cfg(target_arch = "aarch64")]
             // SAFETY: NEON is baseline on aarch64; tile bounds as in `neon::conv_tile_neon`'s docs.
-            Conv2dKernel::Neon => unsafe { neon::conv_tile_neon(p, block_cols, stride, o, n, bias, &mut out[pb * LANES..], positions) },
+            Conv2dKernel::Neon => unsafe { neon::conv_tile_neon(p, block_cols, stride, o, n, bias, &mut out[q0 + pb * LANES..], positions) },
         }
     };
     // Channel tiles outermost: one tile's weights (taps × GROUP floats) stay in L1 while the
@@ -294,19 +313,20 @@ fn tail_block<'s>(p: &PackedConv2d, input: &[f32], from: usize, scratch: &'s mut
 
 /// The zero-padded input (or the input itself when there is no padding), then the im2col
 /// buffer `[tap][stride]`: for every tap (in summation order), that tap's input value at every
-/// output position, the row zero-padded to `stride`, a multiple of [`LANES`]. Returns the
-/// buffer and `stride`; block `pb`'s taps start at `pb·LANES`.
+/// output position from row `first_row` on, the row zero-padded to `stride`, a multiple of
+/// [`LANES`]. Returns the buffer and `stride`; block `pb`'s taps start at `pb·LANES`.
 ///
 /// Built tap by tap and output row by output row: the runs are whole output rows (19 values
 /// for the ConvNeXt input, 39 for the stride-2 convolution), gathered with one vector
 /// deinterleave per 16 values at stride 2 (the front end's strided convolutions) rather than
 /// value by value (a third of `conv.4`'s time was its gather).
-fn im2col<'s>(p: &PackedConv2d, input: &[f32], scratch: &'s mut Vec<f32>) -> (&'s [f32], usize) {
+fn im2col<'s>(p: &PackedConv2d, input: &[f32], scratch: &'s mut Vec<f32>, first_row: usize) -> (&'s [f32], usize) {
     let g = &p.geometry;
     let (ph, pw) = g.padded();
     let padded_len = if g.pad == [0; 4] { 0 } else { g.in_channels * ph * pw };
     let (oh, ow) = (g.out_h(), g.out_w());
-    let stride = (oh * ow).div_ceil(LANES) * LANES;
+    let rows = oh - first_row;
+    let stride = (rows * ow).div_ceil(LANES) * LANES;
     let cols_len = p.taps() * stride;
     // No clearing: every element read below is written first (resize only zeroes growth).
     scratch.resize(scratch.len().max(padded_len + cols_len), 0.0);
@@ -328,12 +348,13 @@ fn im2col<'s>(p: &PackedConv2d, input: &[f32], scratch: &'s mut Vec<f32>) -> (&'
     let (sh, sw) = (g.stride[0], g.stride[1]);
     let gather = Gather::for_stride(sw);
     for (row, &off) in cols.chunks_exact_mut(stride).zip(&p.offsets) {
-        for y in 0..oh {
+        for y in first_row..oh {
             // Output row y of this tap: input row `y·sh` (plus the tap's offset), every `sw`-th value.
             let from = &src[off + y * sh * pw..];
-            gather.run(&mut row[y * ow..(y + 1) * ow], &from[..(ow.max(1) - 1) * sw + 1]);
+            let at = (y - first_row) * ow;
+            gather.run(&mut row[at..at + ow], &from[..(ow.max(1) - 1) * sw + 1]);
         }
-        row[oh * ow..].fill(0.0);
+        row[rows * ow..].fill(0.0);
     }
     (cols, stride)
 }
@@ -727,6 +748,41 @@ mod tests {
     }
 
     #[test]
+    fn row_ranges_match_the_whole_convolution_and_leave_the_rows_above() {
+        let shapes = [
+            Conv2dGeometry { in_channels: 1, in_h: 12, in_w: 13, out_channels: 8, k_h: 3, k_w: 3, stride: [1, 1], pad: [0, 1, 0, 1] },
+            Conv2dGeometry { in_channels: 8, in_h: 15, in_w: 21, out_channels: 32, k_h: 3, k_w: 3, stride: [2, 2], pad: [0; 4] },
+            Conv2dGeometry { in_channels: 32, in_h: 9, in_w: 19, out_channels: 40, k_h: 3, k_w: 3, stride: [1, 2], pad: [0; 4] },
+            Conv2dGeometry { in_channels: 24, in_h: 7, in_w: 19, out_channels: 30, k_h: 1, k_w: 1, stride: [1, 1], pad: [0; 4] },
+        ];
+        for g in shapes {
+            let x = lcg(g.in_channels * g.in_h * g.in_w, 4);
+            let w = lcg(g.out_channels * g.in_channels * g.k_h * g.k_w, 5);
+            let b = lcg(g.out_channels, 6);
+            let packed = PackedConv2d::new(g, &w, mlas_block(&g));
+            let (oh, ow) = (g.out_h(), g.out_w());
+            let mut scratch = vec![f32::NAN; 1 << 14];
+            for kernel in Conv2dKernel::available() {
+                let mut whole = vec![f32::NAN; g.out_channels * oh * ow];
+                conv2d_with(kernel, &packed, &x, Some(&b), &mut whole, &mut scratch);
+                for first in [1, oh / 2, oh - 1, oh] {
+                    let mut got = vec![-7.0f32; whole.len()];
+                    conv2d_rows_with(kernel, &packed, &x, Some(&b), &mut got, &mut scratch, first);
+                    for o in 0..g.out_channels {
+                        for y in 0..oh {
+                            for xx in 0..ow {
+                                let i = (o * oh + y) * ow + xx;
+                                let want = if y < first { -7.0 } else { whole[i] };
+                                assert_eq!(got[i].to_bits(), want.to_bits(), "{kernel:?} {g:?} first row {first} at ({o}, {y}, {xx})");
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
     fn stride_two_gathers_match_every_length() {
         for n in 1..70 {
             let src = lcg(2 * n - 1, n as u32);
@@ -796,7 +852,7 @@ mod tests {
             let mut best = u64::MAX;
             for _ in 0..300 {
                 let t = cpu_ns();
-                std::hint::black_box(im2col(&p, &x, &mut scratch));
+                std::hint::black_box(im2col(&p, &x, &mut scratch, 0));
                 best = best.min(cpu_ns() - t);
             }
             println!("{}→{} {}x{} stride {:?}: im2col {:.1} µs", g.in_channels, g.out_channels, g.k_h, g.k_w, g.stride, best as f64 / 1e3);

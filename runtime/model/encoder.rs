@@ -60,11 +60,13 @@ impl Lockstep {
     fn new(plan: &Plan) -> Option<Lockstep> {
         let model = plan.model();
         // Lockstep evaluation skips tract's symbol resolution and stateful-op hooks: only for
-        // plans that need neither (the batch-1 plans zipvox builds have concrete shapes).
+        // plans that need neither (the batch-1 plans zipvox builds have concrete shapes). The
+        // one state it knows is zipvox's own convolution memo, which needs no hook: each
+        // stream's state evaluates it (`compute_one_with_inputs` passes the node's state).
         let concrete = model.nodes().iter().all(|n| n.outputs.iter().all(|o| o.fact.shape.is_concrete()));
         let stateless = model.nodes().iter().all(|n| {
             let ctx = tract_onnx::tract_core::plan::EvalContext::out_of_plan();
-            matches!(n.op.state(&ctx), Ok(None))
+            n.op_is::<crate::model::ops::conv2d::Conv2d>() || matches!(n.op.state(&ctx), Ok(None))
         });
         if !concrete || !stateless {
             return None;
