@@ -127,14 +127,16 @@ if a.streams > 1:
     print("|---|---|---|---|---|---|---|")
     for name in a.models:
         d = os.path.join(shared, "models", name)
-        zs, ss = [], []
+        zs, ss, batches = [], [], True
         for _ in range(a.rounds):
             zs.append(json.loads(run([a.bin, "bench", "--json", "--repeat", str(a.repeat), "--streams", str(a.streams), "--model", d] + clips)))
+            if not batches:
+                continue
             try:
                 ss.append(json.loads(run([sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)), "sherpa_streams.py"), d,
                                           "--streams", str(a.streams), "--repeat", str(a.repeat)] + clips).strip().splitlines()[-1]))
             except SystemExit:
-                pass
+                batches = False  # a fixed-batch export: it will not batch in the next round either
         rtf = best(zs, "rtf")
         if ss:
             s_rtf = best(ss, "rtf")

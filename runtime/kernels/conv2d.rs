@@ -233,7 +233,8 @@ pub fn conv2d_rows_with(kernel: Conv2dKernel, p: &PackedConv2d, input: &[f32], b
         assert_eq!(b.len(), g.out_channels);
     }
     // The positions computed: q0.., in blocks of LANES from q0.
-    let q0 = first_row.min(g.out_h()) * g.out_w();
+    let first_row = first_row.min(g.out_h());
+    let q0 = first_row * g.out_w();
     let count = positions - q0;
     if count == 0 {
         return;
@@ -245,7 +246,7 @@ pub fn conv2d_rows_with(kernel: Conv2dKernel, p: &PackedConv2d, input: &[f32], b
     // gathers only the last, partial one (zero-padded to LANES).
     let full = if p.direct { count / LANES } else { 0 };
     let (cols, cols_stride) =
-        if p.direct { (tail_block(p, input, q0 + full * LANES, scratch), LANES) } else { im2col(p, input, scratch, first_row.min(g.out_h())) };
+        if p.direct { (tail_block(p, input, q0 + full * LANES, scratch), LANES) } else { im2col(p, input, scratch, first_row) };
     let cout = g.out_channels;
     let tile = |o: usize, pb: usize, out: &mut [f32]| {
         let n = (count - pb * LANES).min(LANES);

@@ -157,15 +157,18 @@ impl RowMemo {
             return (0, 0);
         }
         // The shift seen before, else the first that fits (a new stream, or a stretch of
-        // identical frames that fitted a smaller one).
-        let h = g.in_h;
-        let Some(d) = self.shift.filter(|&d| d >= self.in_from && self.follows(x, g, d)).or_else(|| (self.in_from.max(1)..h).find(|&d| self.follows(x, g, d)))
+        // identical frames that fitted a smaller one). Only whole output rows can be shared,
+        // so only shifts the row stride divides are tried.
+        let (h, sh) = (g.in_h, g.stride[0]);
+        let Some(d) = self
+            .shift
+            .filter(|&d| d >= self.in_from && self.follows(x, g, d))
+            .or_else(|| (self.in_from.max(1)..h).filter(|d| d % sh == 0).find(|&d| self.follows(x, g, d)))
         else {
             return (0, 0);
         };
         self.shift = Some(d);
-        let sh = g.stride[0];
-        if d % sh != 0 || h < d + g.k_h {
+        if h < d + g.k_h {
             return (0, 0);
         }
         let (rows, first) = (((h - d - g.k_h) / sh + 1).min(g.out_h()), d / sh);
