@@ -54,8 +54,9 @@ impl DepthwiseGeometry {
     }
 }
 
-/// `out[c, y, x] = bias[c] + Σ_{i,j} w[c, i, j] · in[c, y + i - pad_top, x + j - pad_left]`.
-/// `scratch` is reused between calls (padded copies). Dispatches to the widest vector variant
+/// `out[c, y, x] = bias[c] + Σ_{i,j} w[c, i, j] · in[c, y + i - pad_top, x + j - pad_left]`,
+/// every element of `out` written (kernels of at least one tap). `scratch` is reused between
+/// calls (padded copies). Dispatches to the widest vector variant
 /// of the same code (AVX-512 / AVX2+FMA on x86_64; NEON is the aarch64 baseline).
 pub fn depthwise_conv(
     g: &DepthwiseGeometry,
@@ -68,8 +69,8 @@ pub fn depthwise_conv(
     depthwise_conv_with(g, input, weights, None, bias, out, scratch)
 }
 
-/// The weights of a 1-D convolution channels-last, as [`depthwise_conv_with`] reads them:
-/// `[taps][channels rounded up to 16]`, zeros in the padding lanes.
+/// The weights channels-last, as [`depthwise_conv_with`] reads them: `[taps][channels rounded up
+/// to 16]` (taps in row-major order, `k_h·k_w` of them), zeros in the padding lanes.
 pub fn pack_channels_last(weights: &[f32], channels: usize, taps: usize) -> Vec<f32> {
     assert_eq!(weights.len(), channels * taps);
     let cp = channels.div_ceil(LANES) * LANES;
@@ -82,10 +83,34 @@ pub fn pack_channels_last(weights: &[f32], channels: usize, taps: usize) -> Vec<
     wt
 }
 
-/// Whether [`depthwise_conv_with`] reads this geometry's weights channels-last (packed by
-/// [`pack_channels_last`]): 1-D convolutions over fewer than 16 output positions.
+/// This geometry's weights as [`depthwise_conv_with`] reads them where [`reads_channels_last`]
+/// says so: 1-D `[taps][channels rounded up to 16]` ([`pack_channels_last`]); 2-D in blocks of
+/// 16 channels, `[channel block][taps][16]` (each block's taps adjacent).
+pub fn pack_weights(g: &DepthwiseGeometry, weights: &[f32]) -> Vec<f32> {
+    let taps = g.k_h * g.k_w;
+    match g.order {
+        SumOrder::MlasGemv => pack_channels_last(weights, g.channels, taps),
+        SumOrder::FmaChain => {
+            assert_eq!(weights.len(), g.channels * taps);
+            let cp = g.channels.div_ceil(LANES) * LANES;
+            let mut wt = vec![0.0; taps * cp];
+            for c in 0..g.channels {
+                for t in 0..taps {
+                    wt[((c / LANES) * taps + t) * LANES + c % LANES] = weights[c * taps + t];
+                }
+            }
+            wt
+        }
+    }
+}
+
+/// Whether [`depthwise_conv_with`] reads this geometry's weights packed by [`pack_weights`]:
+/// 1-D convolutions over fewer than 16 output positions, and every `FmaChain` (2-D) one.
 pub fn reads_channels_last(g: &DepthwiseGeometry) -> bool {
-    g.order == SumOrder::MlasGemv && g.in_h == 1 && g.k_h == 1 && g.out_w() < ACROSS_CHANNELS_BELOW
+    match g.order {
+        SumOrder::MlasGemv => g.in_h == 1 && g.k_h == 1 && g.out_w() < ACROSS_CHANNELS_BELOW,
+        SumOrder::FmaChain => true,
+    }
 }
 
 /// [`depthwise_conv`] with the 1-D weights already packed by [`pack_channels_last`] where
@@ -111,7 +136,7 @@ pub fn depthwise_conv_with(
             return unsafe { depthwise_conv_avx2(g, input, weights, packed, bias, out, scratch) };
         }
     }
-    depthwise_conv_body(g, input, weights, packed, bias, out, scratch)
+    depthwise_conv_body(g, input, weights, packed, bias, out, scratch, Blocks2d::Generic)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -125,7 +150,7 @@ unsafe fn depthwise_conv_avx512(
     out: &mut [f32],
     scratch: &mut Vec<f32>,
 ) {
-    depthwise_conv_body(g, input, weights, packed, bias, out, scratch)
+    depthwise_conv_body(g, input, weights, packed, bias, out, scratch, Blocks2d::Avx512)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -139,7 +164,7 @@ unsafe fn depthwise_conv_avx2(
     out: &mut [f32],
     scratch: &mut Vec<f32>,
 ) {
-    depthwise_conv_body(g, input, weights, packed, bias, out, scratch)
+    depthwise_conv_body(g, input, weights, packed, bias, out, scratch, Blocks2d::Generic)
 }
 
 /// Scalar reference of the vectorized variants (same code, baseline target features).
@@ -151,7 +176,7 @@ pub fn depthwise_conv_scalar(
     out: &mut [f32],
     scratch: &mut Vec<f32>,
 ) {
-    depthwise_conv_body(g, input, weights, None, bias, out, scratch)
+    depthwise_conv_body(g, input, weights, None, bias, out, scratch, Blocks2d::Generic)
 }
 
 #[inline(always)]
@@ -163,20 +188,20 @@ fn depthwise_conv_body(
     bias: Option<&[f32]>,
     out: &mut [f32],
     scratch: &mut Vec<f32>,
+    blocks_2d: Blocks2d,
 ) {
-    match g.order {
-        SumOrder::FmaChain => wide_rows_2d(g, input, weights, bias, out, scratch),
-        SumOrder::MlasGemv if reads_channels_last(g) => {
-            let local;
-            let wt = match packed {
-                Some(w) => w,
-                None => {
-                    local = pack_channels_last(weights, g.channels, g.k_w);
-                    &local
-                }
-            };
-            across_channels_1d(g, input, wt, bias, out, scratch)
+    let local;
+    let wt = match packed {
+        Some(w) => w,
+        None if reads_channels_last(g) => {
+            local = pack_weights(g, weights);
+            &local
         }
+        None => &[],
+    };
+    match g.order {
+        SumOrder::FmaChain => across_channels_2d(g, input, wt, bias, out, scratch, blocks_2d),
+        SumOrder::MlasGemv if reads_channels_last(g) => across_channels_1d(g, input, wt, bias, out, scratch),
         SumOrder::MlasGemv => rows_1d(g, input, weights, bias, out, scratch),
     }
 }
@@ -321,73 +346,317 @@ fn channel_block<const P: usize>(xt: &[f32], wt: &[f32], ot: &mut [f32], cp: usi
     }
 }
 
-/// 2-D in `SumOrder::FmaChain`: per channel, the padded input is one flat buffer of width `pw`;
-/// each tap adds `w · padded[i·pw + j + p]` (fused) to `acc[p]` for every flat output position
-/// `p < oh·pw`, and the `ow` valid columns of each row are copied out at the end. (2-D kernels
-/// over short rows vectorize badly along a row, 19 outputs wide in Zipformer's ConvNeXt; over
-/// whole padded rows the inner loop runs over all output rows at once, a few % of wasted
-/// columns and no transposes.)
-#[inline(always)]
-fn wide_rows_2d(
-    g: &DepthwiseGeometry,
-    input: &[f32],
-    weights: &[f32],
-    bias: Option<&[f32]>,
-    out: &mut [f32],
-    scratch: &mut Vec<f32>,
-) {
-    let (oh, ow) = (g.out_h(), g.out_w());
-    let (ph, pw) = g.padded();
-    let khw = g.k_h * g.k_w;
-    assert_eq!(input.len(), g.channels * g.in_h * g.in_w);
-    assert_eq!(weights.len(), g.channels * khw);
-    assert_eq!(out.len(), g.channels * oh * ow);
-    let n_acc = oh * pw;
-    // Accumulators in blocks of WIDE_BLOCK, the last one padded: the padded input reaches that
-    // far past the last tap's window too (zeros).
-    let n_blk = n_acc.div_ceil(WIDE_BLOCK) * WIDE_BLOCK;
-    let n_pad = ph * pw + g.k_w + (n_blk - n_acc);
-    scratch.clear();
-    scratch.resize(n_pad + n_blk, 0.0);
-    let (padded, acc) = scratch.split_at_mut(n_pad);
-    for c in 0..g.channels {
-        let src = &input[c * g.in_h * g.in_w..(c + 1) * g.in_h * g.in_w];
-        for y in 0..g.in_h {
-            let row = (y + g.pad[0]) * pw + g.pad[2];
-            padded[row..row + g.in_w].copy_from_slice(&src[y * g.in_w..(y + 1) * g.in_w]);
-        }
-        let w = &weights[c * khw..(c + 1) * khw];
-        for (blk, out_blk) in acc.chunks_exact_mut(WIDE_BLOCK).enumerate() {
-            // One block of sums stays in registers over all taps (a load and a store per
-            // multiply-add when each tap swept the whole row: 10 GMAC/s on Zen 4).
-            let mut a = [0.0f32; WIDE_BLOCK];
-            for i in 0..g.k_h {
-                for j in 0..g.k_w {
-                    let wv = w[i * g.k_w + j];
-                    let base = i * pw + j + blk * WIDE_BLOCK;
-                    let xs: &[f32; WIDE_BLOCK] = padded[base..base + WIDE_BLOCK].try_into().expect("a block");
-                    for k in 0..WIDE_BLOCK {
-                        a[k] = wv.mul_add(xs[k], a[k]);
-                    }
-                }
-            }
-            if let Some(b) = bias {
-                for v in a.iter_mut() {
-                    *v += b[c];
-                }
-            }
-            out_blk.copy_from_slice(&a);
-        }
-        let o = &mut out[c * oh * ow..(c + 1) * oh * ow];
-        for y in 0..oh {
-            o[y * ow..(y + 1) * ow].copy_from_slice(&acc[y * pw..y * pw + ow]);
+/// How [`across_channels_2d`] sums a block of outputs, chosen by the variant of the convolution
+/// that runs it.
+#[derive(Debug, Clone, Copy)]
+enum Blocks2d {
+    /// Portable code the compiler vectorizes, up to five positions per block (16 lanes are two
+    /// ymm or four NEON q registers: five blocks of sums, a weight and an input fill the
+    /// sixteen ymm).
+    Generic,
+    /// [`Rows2d::block_avx512`], up to ten positions (ten zmm of sums, a weight, an input).
+    #[cfg(target_arch = "x86_64")]
+    Avx512,
+}
+
+impl Blocks2d {
+    /// Output positions per block at most (the const-generic instances go up to 10).
+    fn max_positions(self) -> usize {
+        match self {
+            Blocks2d::Generic => 5,
+            #[cfg(target_arch = "x86_64")]
+            Blocks2d::Avx512 => 10,
         }
     }
 }
 
-/// Output positions (flat, over whole padded rows) whose sums [`wide_rows_2d`] keeps in
-/// registers while it walks the taps: four AVX-512, eight AVX2 or sixteen NEON vectors.
-const WIDE_BLOCK: usize = 64;
+/// 2-D in `SumOrder::FmaChain`, channels in the vector lanes. Over a row of positions each tap
+/// would read its window at a different unaligned offset, and a 64-byte load across two cache
+/// lines costs two (the per-channel flat-row kernel this replaced ran at 15 GMAC/s on Zen 4,
+/// bound by its loads). In blocks of 16 channels (MLAS's NCHWc layout), every tap of every
+/// output reads one aligned vector, and the tap's weights are one vector for all positions of a
+/// block. The input is copied to `[channel block][padded row][padded column][16]` (the weights
+/// were packed `[channel block][tap][16]`, see [`pack_weights`]; a block's rows are contiguous,
+/// so the 7 rows a block of outputs reads stay in L1) and each block of 16 channels × up to
+/// `blocks_2d.max_positions()` outputs of one row sums its taps in registers. Every output is
+/// one chain of fused multiply-adds over the taps in row-major order from zero, bias added
+/// last: `FmaChain`, lane by lane, so the bits are those of the per-channel kernel.
+#[inline(always)]
+fn across_channels_2d(
+    g: &DepthwiseGeometry,
+    input: &[f32],
+    wt: &[f32],
+    bias: Option<&[f32]>,
+    out: &mut [f32],
+    scratch: &mut Vec<f32>,
+    blocks_2d: Blocks2d,
+) {
+    let (oh, ow) = (g.out_h(), g.out_w());
+    let (ph, pw) = g.padded();
+    let ch = g.channels;
+    let taps = g.k_h * g.k_w;
+    let blocks_c = ch.div_ceil(LANES);
+    assert_eq!(input.len(), ch * g.in_h * g.in_w);
+    assert_eq!(wt.len(), taps * blocks_c * LANES);
+    assert_eq!(out.len(), ch * oh * ow);
+    if oh == 0 || ow == 0 {
+        return;
+    }
+    // Scratch: padded input [blocks_c][ph][pw][16], output [blocks_c][oh][ow][16], bias. Only
+    // the input's padding (rows, columns, lanes) and the bias's padding lanes are zeroed.
+    let (in_block, out_block) = (ph * pw * LANES, oh * ow * LANES);
+    // The input starts on a 64-byte boundary: each vector of 16 lanes is then one cache line
+    // (unaligned, every load of the kernel spanned two: 1.6× its time on Zen 4).
+    let need = blocks_c * (in_block + out_block + LANES) + LANES;
+    if scratch.len() < need {
+        scratch.resize(need, 0.0);
+    }
+    let skip = scratch.as_ptr().align_offset(64).min(LANES);
+    let (xt, rest) = scratch[skip..need - LANES + skip].split_at_mut(blocks_c * in_block);
+    let (ot, bt) = rest.split_at_mut(blocks_c * out_block);
+    let (top, left) = (g.pad[0], g.pad[2]);
+    let plane = g.in_h * g.in_w;
+    for (cb, xb) in xt.chunks_exact_mut(in_block).enumerate() {
+        xb[..top * pw * LANES].fill(0.0);
+        xb[(top + g.in_h) * pw * LANES..].fill(0.0);
+        let lanes = (ch - cb * LANES).min(LANES);
+        for y in 0..g.in_h {
+            let row = &mut xb[(top + y) * pw * LANES..(top + y + 1) * pw * LANES];
+            row[..left * LANES].fill(0.0);
+            row[(left + g.in_w) * LANES..].fill(0.0);
+            let row = &mut row[left * LANES..(left + g.in_w) * LANES];
+            let src = &input[cb * LANES * plane + y * g.in_w..];
+            lanes_from_rows(row, src, plane, lanes, g.in_w);
+        }
+    }
+    if let Some(b) = bias {
+        bt[..ch].copy_from_slice(b);
+        bt[ch..].fill(0.0);
+    }
+    // Each row in blocks of nearly equal size, none over the variant's maximum (19 → 10 + 9 or
+    // 4×5: short blocks leave the adder chains waiting on each other).
+    let blocks = ow.div_ceil(blocks_2d.max_positions());
+    let (base, extra) = (ow / blocks, ow % blocks);
+    for cb in 0..blocks_c {
+        let rows = Rows2d {
+            xt: &xt[cb * in_block..(cb + 1) * in_block],
+            wt: &wt[cb * taps * LANES..(cb + 1) * taps * LANES],
+            pw,
+            k_h: g.k_h,
+            k_w: g.k_w,
+            bias: bias.map(|_| <&[f32; LANES]>::try_from(&bt[cb * LANES..(cb + 1) * LANES]).expect("16 lanes")),
+            #[cfg(target_arch = "x86_64")]
+            avx512: matches!(blocks_2d, Blocks2d::Avx512),
+        };
+        let ob = &mut ot[cb * out_block..(cb + 1) * out_block];
+        for y in 0..oh {
+            let mut x0 = 0;
+            for b in 0..blocks {
+                let n = base + usize::from(b < extra);
+                let o = &mut ob[(y * ow + x0) * LANES..(y * ow + x0 + n) * LANES];
+                match n {
+                    1 => rows.block::<1>(o, y, x0),
+                    2 => rows.block::<2>(o, y, x0),
+                    3 => rows.block::<3>(o, y, x0),
+                    4 => rows.block::<4>(o, y, x0),
+                    5 => rows.block::<5>(o, y, x0),
+                    6 => rows.block::<6>(o, y, x0),
+                    7 => rows.block::<7>(o, y, x0),
+                    8 => rows.block::<8>(o, y, x0),
+                    9 => rows.block::<9>(o, y, x0),
+                    _ => rows.block::<10>(o, y, x0),
+                }
+                x0 += n;
+            }
+        }
+        let lanes = (ch - cb * LANES).min(LANES);
+        rows_from_lanes(&mut out[cb * LANES * oh * ow..], oh * ow, ob, lanes, oh * ow);
+    }
+}
+
+/// Rows `r[k]` of a 4×4 block as its columns: `out[k][m] = r[m][k]` (SSE shuffles on x86_64,
+/// where the plain expression compiled to single-float moves).
+#[inline(always)]
+fn transpose4(r: [[f32; 4]; 4]) -> [[f32; 4]; 4] {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::*;
+        // SAFETY: SSE is baseline on x86_64; the loads and stores are of local 4-float arrays.
+        unsafe {
+            let [a, b, c, d] = r.map(|v| _mm_loadu_ps(v.as_ptr()));
+            let (ab0, ab1) = (_mm_unpacklo_ps(a, b), _mm_unpackhi_ps(a, b));
+            let (cd0, cd1) = (_mm_unpacklo_ps(c, d), _mm_unpackhi_ps(c, d));
+            let cols = [_mm_movelh_ps(ab0, cd0), _mm_movehl_ps(cd0, ab0), _mm_movelh_ps(ab1, cd1), _mm_movehl_ps(cd1, ab1)];
+            cols.map(|v| {
+                let mut o = [0f32; 4];
+                _mm_storeu_ps(o.as_mut_ptr(), v);
+                o
+            })
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    std::array::from_fn(|k| [r[0][k], r[1][k], r[2][k], r[3][k]])
+}
+
+/// `dst[x·16 + l] = src[l·stride + x]` for `x < n`, `l < 16` (zeros for `l ≥ lanes`): rows of
+/// a channel-major plane into channels-last vectors, in 4×4 transposes (a plain loop
+/// vectorizes into 16-lane scatters, which cost more than the convolution).
+#[inline(always)]
+fn lanes_from_rows(dst: &mut [f32], src: &[f32], stride: usize, lanes: usize, n: usize) {
+    assert!(dst.len() >= n * LANES && lanes <= LANES && (lanes == 0 || src.len() >= (lanes - 1) * stride + n));
+    let mut x = 0;
+    while x + 4 <= n {
+        let mut l = 0;
+        while l + 4 <= lanes {
+            let r = transpose4(std::array::from_fn(|k| src[(l + k) * stride + x..][..4].try_into().expect("4")));
+            for (k, col) in r.iter().enumerate() {
+                dst[(x + k) * LANES + l..][..4].copy_from_slice(col);
+            }
+            l += 4;
+        }
+        for k in 0..4 {
+            for ll in l..lanes {
+                dst[(x + k) * LANES + ll] = src[ll * stride + x + k];
+            }
+            dst[(x + k) * LANES + lanes..(x + k + 1) * LANES].fill(0.0);
+        }
+        x += 4;
+    }
+    for x in x..n {
+        for l in 0..lanes {
+            dst[x * LANES + l] = src[l * stride + x];
+        }
+        dst[x * LANES + lanes..(x + 1) * LANES].fill(0.0);
+    }
+}
+
+/// `dst[l·stride + q] = src[q·16 + l]` for `q < n`, `l < lanes`: the inverse of
+/// [`lanes_from_rows`].
+#[inline(always)]
+fn rows_from_lanes(dst: &mut [f32], stride: usize, src: &[f32], lanes: usize, n: usize) {
+    assert!(src.len() >= n * LANES && lanes <= LANES && (lanes == 0 || dst.len() >= (lanes - 1) * stride + n));
+    let mut l = 0;
+    while l + 4 <= lanes {
+        let mut q = 0;
+        while q + 4 <= n {
+            let r = transpose4(std::array::from_fn(|k| src[(q + k) * LANES + l..][..4].try_into().expect("4")));
+            for (k, col) in r.iter().enumerate() {
+                dst[(l + k) * stride + q..][..4].copy_from_slice(col);
+            }
+            q += 4;
+        }
+        for q in q..n {
+            for k in 0..4 {
+                dst[(l + k) * stride + q] = src[q * LANES + l + k];
+            }
+        }
+        l += 4;
+    }
+    for l in l..lanes {
+        for q in 0..n {
+            dst[l * stride + q] = src[q * LANES + l];
+        }
+    }
+}
+
+/// One channel block's operands of [`across_channels_2d`].
+struct Rows2d<'a> {
+    /// `[padded row][padded column][16]`.
+    xt: &'a [f32],
+    /// `[tap][16]`.
+    wt: &'a [f32],
+    pw: usize,
+    k_h: usize,
+    k_w: usize,
+    bias: Option<&'a [f32; LANES]>,
+    /// Run [`Rows2d::block_avx512`] (set by the AVX-512 variant of the convolution).
+    #[cfg(target_arch = "x86_64")]
+    avx512: bool,
+}
+
+impl Rows2d<'_> {
+    /// Outputs `x0..x0+P` of row `y` into `o` (`[P][16]`).
+    #[inline(always)]
+    fn block<const P: usize>(&self, o: &mut [f32], y: usize, x0: usize) {
+        // The block reads padded rows y..y+k_h, columns x0..x0+P+k_w-1: checked once here, so
+        // that the loop below runs on pointers without bounds checks (with them, the compiler
+        // kept one spilled base pointer per position).
+        let last = (y + self.k_h - 1) * self.pw + x0 + P - 1 + self.k_w - 1;
+        assert!((last + 1) * LANES <= self.xt.len() && self.k_h * self.k_w * LANES <= self.wt.len() && o.len() == P * LANES);
+        #[cfg(target_arch = "x86_64")]
+        if self.avx512 {
+            // SAFETY: `avx512` is set only where the CPU has AVX-512F; bounds asserted above.
+            return unsafe { self.block_avx512::<P>(o, y * self.pw + x0) };
+        }
+        let mut acc = [[0f32; LANES]; P];
+        // One loop over the taps in row-major order: `at` walks the window's top-left corner
+        // (a nested row/column loop left the sums in memory between the rows).
+        let (mut at, mut j) = (y * self.pw + x0, 0);
+        for w in self.wt[..self.k_h * self.k_w * LANES].chunks_exact(LANES) {
+            let w: [f32; LANES] = w.try_into().expect("16 lanes");
+            // SAFETY: positions at + p ≤ last: in bounds by the assert.
+            let xp = unsafe { self.xt.as_ptr().add(at * LANES) };
+            for (p, a) in acc.iter_mut().enumerate() {
+                // SAFETY: as above; [f32; LANES] has f32's alignment.
+                let x: [f32; LANES] = unsafe { std::ptr::read(xp.add(p * LANES) as *const [f32; LANES]) };
+                for l in 0..LANES {
+                    a[l] = w[l].mul_add(x[l], a[l]);
+                }
+            }
+            j += 1;
+            if j == self.k_w {
+                j = 0;
+                at += self.pw - self.k_w + 1;
+            } else {
+                at += 1;
+            }
+        }
+        if let Some(b) = self.bias {
+            for a in acc.iter_mut() {
+                for l in 0..LANES {
+                    a[l] += b[l];
+                }
+            }
+        }
+        for (p, a) in acc.iter().enumerate() {
+            o[p * LANES..(p + 1) * LANES].copy_from_slice(a);
+        }
+    }
+
+    /// [`Rows2d::block`] in AVX-512 intrinsics, from the window's top-left position `at`: the
+    /// same fused multiply-adds in the same order, the sums in zmm registers throughout (the
+    /// compiler kept the generic version's first sum in memory and added the bias lane by lane).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn block_avx512<const P: usize>(&self, o: &mut [f32], mut at: usize) {
+        use std::arch::x86_64::*;
+        let mut acc = [_mm512_setzero_ps(); P];
+        let (x, w) = (self.xt.as_ptr(), self.wt.as_ptr());
+        let mut t = 0;
+        for _ in 0..self.k_h {
+            for _ in 0..self.k_w {
+                let wv = _mm512_loadu_ps(w.add(t * LANES));
+                let xp = x.add(at * LANES);
+                for (p, a) in acc.iter_mut().enumerate() {
+                    *a = _mm512_fmadd_ps(wv, _mm512_loadu_ps(xp.add(p * LANES)), *a);
+                }
+                t += 1;
+                at += 1;
+            }
+            at += self.pw - self.k_w;
+        }
+        if let Some(b) = self.bias {
+            let bv = _mm512_loadu_ps(b.as_ptr());
+            for a in acc.iter_mut() {
+                *a = _mm512_add_ps(*a, bv);
+            }
+        }
+        for (p, a) in acc.iter().enumerate() {
+            _mm512_storeu_ps(o.as_mut_ptr().add(p * LANES), *a);
+        }
+    }
+}
 
 /// `SumOrder::MlasGemv`, 1-D or 2-D: each output row summed over contiguous positions.
 #[inline(always)]
@@ -508,7 +777,7 @@ mod tests {
     use crate::kernels::test_data::{cpu_ns, lcg};
 
     /// The documented orders, written out one output at a time.
-    fn in_order(g: &DepthwiseGeometry, x: &[f32], w: &[f32], b: &[f32]) -> Vec<f32> {
+    fn in_order(g: &DepthwiseGeometry, x: &[f32], w: &[f32], b: Option<&[f32]>) -> Vec<f32> {
         let (oh, ow) = (g.out_h(), g.out_w());
         let mut out = vec![0.0f32; g.channels * oh * ow];
         for c in 0..g.channels {
@@ -540,7 +809,7 @@ mod tests {
                             acc.unwrap_or(0.0)
                         }
                     };
-                    out[(c * oh + y) * ow + xo] = sum + b[c];
+                    out[(c * oh + y) * ow + xo] = b.map_or(sum, |b| sum + b[c]);
                 }
             }
         }
@@ -653,6 +922,56 @@ mod tests {
         println!("depthwise 2-D 128x22x19 7x7: {:.1} µs, {:.1} GMAC/s", best * 1e6, macs / best / 1e9);
     }
 
+    /// Every compiled variant of the 2-D kernel (AVX-512 intrinsics, the generic blocks under
+    /// AVX2 and baseline features) against the order written out, over channel counts around
+    /// the 16-lane blocks and row widths that split into every block size from 1 to 10.
+    #[test]
+    fn fma_chain_2d_matches_in_order_on_every_variant() {
+        type Variant = fn(&DepthwiseGeometry, &[f32], &[f32], Option<&[f32]>, &mut [f32], &mut Vec<f32>);
+        let mut variants: Vec<(&str, Variant)> = vec![("scalar", depthwise_conv_scalar)];
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+                // SAFETY: features checked just above.
+                variants.push(("avx2", |g, x, w, b, o, s| unsafe { depthwise_conv_avx2(g, x, w, None, b, o, s) }));
+            }
+            if std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("fma") {
+                // SAFETY: features checked just above.
+                variants.push(("avx512", |g, x, w, b, o, s| unsafe { depthwise_conv_avx512(g, x, w, None, b, o, s) }));
+            }
+        }
+        variants.push(("dispatched", depthwise_conv));
+        for (channels, in_h, in_w, k_h, k_w, pad) in [
+            (128, 22, 19, 7, 7, [0, 0, 3, 3]),
+            (16, 9, 25, 7, 7, [0, 0, 3, 3]),
+            (17, 4, 1, 3, 1, [1, 1, 0, 0]),
+            (33, 6, 7, 3, 3, [2, 0, 1, 2]),
+            (5, 3, 12, 1, 3, [0, 1, 0, 0]),
+            (48, 8, 10, 2, 5, [0, 0, 2, 2]),
+            (1, 1, 1, 1, 1, [0, 0, 0, 0]),
+        ] {
+            for in_w in [in_w, in_w + 1, in_w + 2] {
+                let g = DepthwiseGeometry { channels, in_h, in_w, k_h, k_w, pad, order: SumOrder::FmaChain };
+                let x = lcg(channels * in_h * in_w, 4);
+                let w = lcg(channels * k_h * k_w, 5);
+                let b = lcg(channels, 6);
+                for bias in [None, Some(&b[..])] {
+                    let exact = in_order(&g, &x, &w, bias);
+                    for (name, run) in &variants {
+                        // Scratch full of NaN (as if left by other convolutions): whatever the
+                        // kernel reads without writing it first shows up in the outputs.
+                        let mut scratch = vec![f32::NAN; 100_000];
+                        let mut got = vec![f32::NAN; exact.len()];
+                        run(&g, &x, &w, bias, &mut got, &mut scratch);
+                        run(&g, &x, &w, bias, &mut got, &mut scratch);
+                        let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+                        assert_eq!(bits(&got), bits(&exact), "{name} {g:?} bias {}", bias.is_some());
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn matches_reference_on_zipformer_shapes() {
         for (g, order) in [
@@ -672,7 +991,7 @@ mod tests {
             let w = lcg(g.channels * g.k_h * g.k_w, 2);
             let b = lcg(g.channels, 3);
             let close = depthwise_conv_reference(&g, &x, &w, Some(&b));
-            let exact = in_order(&g, &x, &w, &b);
+            let exact = in_order(&g, &x, &w, Some(&b));
             let mut got = vec![0.0; close.len()];
             depthwise_conv(&g, &x, &w, Some(&b), &mut got, &mut Vec::new());
             let mut scalar = vec![0.0; close.len()];

@@ -3,7 +3,7 @@
 //! on Zipformer's shapes (a 7×7 ConvNeXt conv over 128 channels, and 31-tap convs over chunks of
 //! 8–16 frames).
 
-use crate::kernels::depthwise::{depthwise_conv_with, pack_channels_last, reads_channels_last, DepthwiseGeometry, SumOrder};
+use crate::kernels::depthwise::{depthwise_conv_with, pack_weights, reads_channels_last, DepthwiseGeometry, SumOrder};
 use std::cell::RefCell;
 use std::sync::{Arc, OnceLock};
 use tract_onnx::prelude::*;
@@ -99,13 +99,15 @@ impl EvalOp for DepthwiseConv {
             out_shape.push(g.out_h());
         }
         out_shape.push(g.out_w());
-        let mut out = Tensor::zero::<f32>(&out_shape)?;
+        // SAFETY: f32 has no invalid bit patterns, and `depthwise_conv_with` writes every output
+        // (kernels of at least one tap: `wire` refuses empty ones).
+        let mut out = unsafe { Tensor::uninitialized::<f32>(&out_shape)? };
         {
             let xs = x.try_as_plain_ram()?.as_slice::<f32>()?;
             let mut view = out.try_as_plain_ram_mut()?;
             let os = view.as_slice_mut::<f32>()?;
             let packed = reads_channels_last(&g)
-                .then(|| self.weights_channels_last.get_or_init(|| pack_channels_last(&self.weights, g.channels, g.k_w)).as_slice());
+                .then(|| self.weights_channels_last.get_or_init(|| pack_weights(&g, &self.weights)).as_slice());
             SCRATCH.with(|s| {
                 let mut s = s.borrow_mut();
                 for n in 0..shape[0] {
@@ -175,8 +177,11 @@ impl Expansion for DepthwiseConvExpansion {
             let rank = x.len() - 2;
             for i in 0..rank {
                 let (b, e) = (pads.get(i).copied().unwrap_or(0), pads.get(i + rank).copied().unwrap_or(0));
-                let k = w[i + 2].to_i64()? as usize;
-                s.equals(&outputs[0].shape[i + 2], x[i + 2].clone() + b + e - (k - 1))?;
+                let k = w[i + 2].to_i64()?;
+                if k < 1 {
+                    bail!("depthwise convolution kernel {w:?} has an empty dimension");
+                }
+                s.equals(&outputs[0].shape[i + 2], x[i + 2].clone() + b + e - (k as usize - 1))?;
             }
             Ok(())
         })
@@ -191,6 +196,9 @@ impl Expansion for DepthwiseConvExpansion {
         }
         let channels = ws[0];
         let kernel = if rank == 1 { [1, ws[2]] } else { [ws[2], ws[3]] };
+        if kernel.contains(&0) {
+            bail!("{prefix}: depthwise weight shape {ws:?} has an empty kernel dimension");
+        }
         let p = |i: usize| self.pads.get(i).copied().unwrap_or(0);
         let pad = if rank == 1 { [0, 0, p(0), p(1)] } else { [p(0), p(2), p(1), p(3)] };
         let weights = Arc::new(w.cast_to::<f32>()?.try_as_plain_ram()?.as_slice::<f32>()?.to_vec());
