@@ -68,7 +68,8 @@ impl EvalOp for ActivationMatMul {
         if sb[sb.len() - 2] != k {
             bail!("ZipvoxMatMul: {sa:?} · {sb:?}");
         }
-        let mut c = Tensor::zero::<f32>(&shape)?;
+        // SAFETY: f32 has no invalid bit patterns, and `matmul` writes every output.
+        let mut c = unsafe { Tensor::uninitialized::<f32>(&shape)? };
         {
             let av = a.try_as_plain_ram()?;
             let bv = b.try_as_plain_ram()?;
