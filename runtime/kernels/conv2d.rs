@@ -270,7 +270,13 @@ pub fn conv2d_rows_with(kernel: Conv2dKernel, p: &PackedConv2d, input: &[f32], b
             Conv2dKernel::Avx512 => {
                 assert!(std::arch::is_x86_feature_detected!("avx512f"));
                 // SAFETY: feature checked just above; tile bounds as in `x86::conv_tile_avx512`'s docs.
-                unsafe { x86::conv_tile_avx512(p, block_cols, stride, o, n, bias, &mut out[q0 + pb * LANES..], positions) }
+                unsafe {
+                    if n <= 16 {
+                        x86::conv_tile_avx512_half(p, block_cols, stride, o, n, bias, &mut out[q0 + pb * LANES..], positions)
+                    } else {
+                        x86::conv_tile_avx512(p, block_cols, stride, o, n, bias, &mut out[q0 + pb * LANES..], positions)
+                    }
+                }
             }
             #[cfg(target_arch = "aarch64")]
             // SAFETY: NEON is baseline on aarch64; tile bounds as in `neon::conv_tile_neon`'s docs.
@@ -478,43 +484,61 @@ mod x86 {
     #[target_feature(enable = "avx512f")]
     #[inline(never)] // its own symbol, for scripts/kernel-mca.sh
     pub(super) unsafe fn conv_tile_avx512(p: &PackedConv2d, cols: &[f32], stride: usize, o: usize, n: usize, bias: Option<&[f32]>, out: &mut [f32], positions: usize) {
+        conv_tile_avx512_body::<2>(p, cols, stride, o, n, bias, out, positions)
+    }
+
+    /// [`conv_tile_avx512`] for a last block of at most 16 positions: eight accumulators, one
+    /// load of positions per tap. (The front end's 304 positions per chunk end in a block of 16;
+    /// the full tile spent half of its multiply-adds there on padding.)
+    #[target_feature(enable = "avx512f")]
+    #[inline(never)]
+    pub(super) unsafe fn conv_tile_avx512_half(p: &PackedConv2d, cols: &[f32], stride: usize, o: usize, n: usize, bias: Option<&[f32]>, out: &mut [f32], positions: usize) {
+        debug_assert!(n <= 16);
+        conv_tile_avx512_body::<1>(p, cols, stride, o, n, bias, out, positions)
+    }
+
+    /// The tile of [`conv_tile_avx512`] over `H` halves (16 positions each) of the block.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn conv_tile_avx512_body<const H: usize>(p: &PackedConv2d, cols: &[f32], stride: usize, o: usize, n: usize, bias: Option<&[f32]>, out: &mut [f32], positions: usize) {
         let taps = p.taps();
-        debug_assert!(o % 8 == 0 && cols.len() >= (taps - 1) * stride + LANES && n <= LANES);
-        let m0: __mmask16 = if n >= 16 { 0xffff } else { ((1u32 << n) - 1) as u16 };
-        let m1: __mmask16 = if n >= 32 { 0xffff } else if n > 16 { ((1u32 << (n - 16)) - 1) as u16 } else { 0 };
+        debug_assert!(o % 8 == 0 && cols.len() >= (taps - 1) * stride + 16 * H && n <= 16 * H);
+        let masks: [__mmask16; H] = std::array::from_fn(|h| {
+            let left = n.saturating_sub(16 * h).min(16);
+            ((1u32 << left) - 1) as __mmask16
+        });
         let wg = p.weights.as_ptr().add((o / GROUP) * taps * GROUP + o % GROUP);
         let x = cols.as_ptr();
-        let mut total = [[_mm512_setzero_ps(); 2]; 8];
+        let mut total = [[_mm512_setzero_ps(); H]; 8];
         for (b, win) in p.block_starts.windows(2).enumerate() {
-            let mut acc = [[_mm512_setzero_ps(); 2]; 8];
+            let mut acc = [[_mm512_setzero_ps(); H]; 8];
             for t in win[0]..win[1] {
-                let x0 = _mm512_loadu_ps(x.add(t * stride));
-                let x1 = _mm512_loadu_ps(x.add(t * stride + 16));
+                let xs: [__m512; H] = std::array::from_fn(|h| _mm512_loadu_ps(x.add(t * stride + 16 * h)));
                 let w = wg.add(t * GROUP);
                 for (j, a) in acc.iter_mut().enumerate() {
                     let wj = _mm512_set1_ps(*w.add(j));
-                    a[0] = _mm512_fmadd_ps(wj, x0, a[0]);
-                    a[1] = _mm512_fmadd_ps(wj, x1, a[1]);
+                    for h in 0..H {
+                        a[h] = _mm512_fmadd_ps(wj, xs[h], a[h]);
+                    }
                 }
             }
             for j in 0..8 {
-                for h in 0..2 {
+                for h in 0..H {
                     total[j][h] = if b == 0 { acc[j][h] } else { _mm512_add_ps(acc[j][h], total[j][h]) };
                 }
             }
         }
         let rows = (p.geometry.out_channels - o).min(8);
         for (j, tj) in total.iter().enumerate().take(rows) {
-            let (mut v0, mut v1) = (tj[0], tj[1]);
-            if let Some(bias) = bias {
-                let bv = _mm512_set1_ps(bias[o + j]);
-                v0 = _mm512_add_ps(v0, bv);
-                v1 = _mm512_add_ps(v1, bv);
-            }
             let row = &mut out[(o + j) * positions..];
             debug_assert!(row.len() >= n);
-            _mm512_mask_storeu_ps(row.as_mut_ptr(), m0, v0);
-            _mm512_mask_storeu_ps(row.as_mut_ptr().add(16), m1, v1);
+            for h in 0..H {
+                let mut v = tj[h];
+                if let Some(bias) = bias {
+                    v = _mm512_add_ps(v, _mm512_set1_ps(bias[o + j]));
+                }
+                _mm512_mask_storeu_ps(row.as_mut_ptr().add(16 * h), masks[h], v);
+            }
         }
     }
 
@@ -811,8 +835,8 @@ mod tests {
             Conv2dGeometry { in_channels: 1, in_h: 45, in_w: 80, out_channels: 8, k_h: 3, k_w: 3, stride: [1, 1], pad: [0, 1, 0, 1] },
             Conv2dGeometry { in_channels: 8, in_h: 43, in_w: 80, out_channels: 32, k_h: 3, k_w: 3, stride: [2, 2], pad: [0; 4] },
             Conv2dGeometry { in_channels: 32, in_h: 21, in_w: 39, out_channels: 128, k_h: 3, k_w: 3, stride: [1, 2], pad: [0; 4] },
-            Conv2dGeometry { in_channels: 128, in_h: 13, in_w: 19, out_channels: 384, k_h: 1, k_w: 1, stride: [1, 1], pad: [0; 4] },
-            Conv2dGeometry { in_channels: 384, in_h: 13, in_w: 19, out_channels: 128, k_h: 1, k_w: 1, stride: [1, 1], pad: [0; 4] },
+            Conv2dGeometry { in_channels: 128, in_h: 16, in_w: 19, out_channels: 384, k_h: 1, k_w: 1, stride: [1, 1], pad: [0; 4] },
+            Conv2dGeometry { in_channels: 384, in_h: 16, in_w: 19, out_channels: 128, k_h: 1, k_w: 1, stride: [1, 1], pad: [0; 4] },
         ];
         for kernel in Conv2dKernel::available() {
             let mut total = 0.0;
