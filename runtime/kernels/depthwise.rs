@@ -136,7 +136,7 @@ pub fn depthwise_conv_with(
             return unsafe { depthwise_conv_avx2(g, input, weights, packed, bias, out, scratch) };
         }
     }
-    depthwise_conv_body(g, input, weights, packed, bias, out, scratch, Blocks2d::Generic)
+    depthwise_conv_body(g, input, weights, packed, bias, out, scratch, Variant::Generic)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -150,7 +150,7 @@ unsafe fn depthwise_conv_avx512(
     out: &mut [f32],
     scratch: &mut Vec<f32>,
 ) {
-    depthwise_conv_body(g, input, weights, packed, bias, out, scratch, Blocks2d::Avx512)
+    depthwise_conv_body(g, input, weights, packed, bias, out, scratch, Variant::Avx512)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -164,7 +164,7 @@ unsafe fn depthwise_conv_avx2(
     out: &mut [f32],
     scratch: &mut Vec<f32>,
 ) {
-    depthwise_conv_body(g, input, weights, packed, bias, out, scratch, Blocks2d::Generic)
+    depthwise_conv_body(g, input, weights, packed, bias, out, scratch, Variant::Generic)
 }
 
 /// Scalar reference of the vectorized variants (same code, baseline target features).
@@ -176,7 +176,7 @@ pub fn depthwise_conv_scalar(
     out: &mut [f32],
     scratch: &mut Vec<f32>,
 ) {
-    depthwise_conv_body(g, input, weights, None, bias, out, scratch, Blocks2d::Generic)
+    depthwise_conv_body(g, input, weights, None, bias, out, scratch, Variant::Generic)
 }
 
 #[inline(always)]
@@ -188,7 +188,7 @@ fn depthwise_conv_body(
     bias: Option<&[f32]>,
     out: &mut [f32],
     scratch: &mut Vec<f32>,
-    blocks_2d: Blocks2d,
+    variant: Variant,
 ) {
     let local;
     let wt = match packed {
@@ -200,8 +200,8 @@ fn depthwise_conv_body(
         None => &[],
     };
     match g.order {
-        SumOrder::FmaChain => across_channels_2d(g, input, wt, bias, out, scratch, blocks_2d),
-        SumOrder::MlasGemv if reads_channels_last(g) => across_channels_1d(g, input, wt, bias, out, scratch),
+        SumOrder::FmaChain => across_channels_2d(g, input, wt, bias, out, scratch, variant),
+        SumOrder::MlasGemv if reads_channels_last(g) => across_channels_1d(g, input, wt, bias, out, scratch, variant),
         SumOrder::MlasGemv => rows_1d(g, input, weights, bias, out, scratch),
     }
 }
@@ -225,18 +225,15 @@ fn cache_aligned(scratch: &mut Vec<f32>, len: usize) -> &mut [f32] {
 const ACROSS_CHANNELS_BELOW: usize = 17;
 /// Channels per vector block of [`across_channels_1d`] (one AVX-512 register of f32).
 const LANES: usize = 16;
-/// Output positions whose sums one block keeps in registers while it walks the taps.
-const POSITIONS: usize = 4;
-
 /// 1-D `SumOrder::MlasGemv` with the channels in the vector lanes. Zipformer's 1-D depthwise
-/// convs run over 8–40 positions and 256–768 channels: vectors along the positions (as
+/// convs run over 2–16 positions and 256–768 channels: vectors along the positions (as
 /// [`rows_1d`]) are short and mostly remainder, and each channel pays its own padded copy and
-/// loop setup (~1.8 GMAC/s). Here the input is transposed to channels-last (`[position][channel]`,
-/// channels padded to a multiple of [`LANES`]; the weights were packed so once, see
-/// [`pack_channels_last`]), each block of 16 channels
-/// × [`POSITIONS`] outputs sums every tap group in registers, and the result is transposed back.
-/// Every output is the same expression as in [`sum_taps_like_mlas`] (groups of 4/2/1 taps
-/// summed left to right, added to the running sum, bias last), so the bits are the same.
+/// loop setup (~1.8 GMAC/s). Here the input is copied in blocks of 16 channels,
+/// `[channel block][padded position][16]` (the weights were packed `[tap][channels]`, see
+/// [`pack_channels_last`]), each block of 16 channels × up to `variant.max_positions_1d()`
+/// outputs sums every tap group in registers, and the result is transposed back. Every output
+/// is the same expression as in [`sum_taps_like_mlas`] (groups of 4/2/1 taps summed left to
+/// right, added to the running sum, bias last), so the bits are the same.
 #[inline(always)]
 fn across_channels_1d(
     g: &DepthwiseGeometry,
@@ -245,136 +242,236 @@ fn across_channels_1d(
     bias: Option<&[f32]>,
     out: &mut [f32],
     scratch: &mut Vec<f32>,
+    variant: Variant,
 ) {
     let ow = g.out_w();
     let (_, pw) = g.padded();
     let (ch, taps) = (g.channels, g.k_w);
-    let cp = ch.div_ceil(LANES) * LANES;
+    let blocks_c = ch.div_ceil(LANES);
+    let cp = blocks_c * LANES;
     assert_eq!(input.len(), ch * g.in_w);
     assert_eq!(wt.len(), taps * cp);
     assert_eq!(out.len(), ch * ow);
-    // Scratch: padded input [pw][cp], output [ow][cp], bias [cp]. Only what is read before being
-    // written is zeroed: the padding rows and lanes of the input, the bias's padding lanes
-    // (scratch is shared with the other convolutions: clearing all of it cost more than the
-    // sums on short chunks).
-    let need = (pw + ow + 1) * cp;
-    let (xt, rest) = cache_aligned(scratch, need).split_at_mut(pw * cp);
-    let (ot, bt) = rest.split_at_mut(ow * cp);
-    xt[..g.pad[2] * cp].fill(0.0);
-    xt[(g.pad[2] + g.in_w) * cp..].fill(0.0);
-    for (c0, block) in input.chunks(g.in_w * LANES).enumerate() {
-        // Channels c0·16 … of every input position, gathered into one row segment.
-        let lanes = block.len() / g.in_w;
-        for x in 0..g.in_w {
-            let row = &mut xt[(x + g.pad[2]) * cp + c0 * LANES..(x + g.pad[2]) * cp + (c0 + 1) * LANES];
-            for l in 0..lanes {
-                row[l] = block[l * g.in_w + x];
-            }
-            row[lanes..].fill(0.0);
-        }
+    if ow == 0 {
+        return;
+    }
+    // Scratch: padded input [blocks_c][pw][16], output [blocks_c][ow][16], bias [cp]. Only the
+    // input's padding (positions, lanes) and the bias's padding lanes are zeroed (scratch is
+    // shared with the other convolutions: clearing all of it cost more than the sums on short
+    // chunks).
+    let (in_block, out_block) = (pw * LANES, ow * LANES);
+    let need = blocks_c * (in_block + out_block + LANES);
+    let (xt, rest) = cache_aligned(scratch, need).split_at_mut(blocks_c * in_block);
+    let (ot, bt) = rest.split_at_mut(blocks_c * out_block);
+    let left = g.pad[2];
+    for (cb, xb) in xt.chunks_exact_mut(in_block).enumerate() {
+        xb[..left * LANES].fill(0.0);
+        xb[(left + g.in_w) * LANES..].fill(0.0);
+        let lanes = (ch - cb * LANES).min(LANES);
+        lanes_from_rows(&mut xb[left * LANES..], &input[cb * LANES * g.in_w..], g.in_w, lanes, g.in_w);
     }
     if let Some(b) = bias {
         bt[..ch].copy_from_slice(b);
         bt[ch..].fill(0.0);
     }
-    for c0 in (0..cp).step_by(LANES) {
+    // Positions in blocks of nearly equal size, none over the variant's maximum.
+    let blocks = ow.div_ceil(variant.max_positions_1d());
+    let (base, extra) = (ow / blocks, ow % blocks);
+    for cb in 0..blocks_c {
+        let taps1d = Taps1d {
+            xt: &xt[cb * in_block..(cb + 1) * in_block],
+            wt,
+            cp,
+            c0: cb * LANES,
+            taps,
+            bias: bias.map(|_| <&[f32; LANES]>::try_from(&bt[cb * LANES..(cb + 1) * LANES]).expect("16 lanes")),
+            variant,
+        };
+        let ob = &mut ot[cb * out_block..(cb + 1) * out_block];
         let mut p0 = 0;
-        while p0 + POSITIONS <= ow {
-            channel_block::<POSITIONS>(xt, wt, ot, cp, c0, p0, taps, bias.map(|_| &*bt));
-            p0 += POSITIONS;
+        for b in 0..blocks {
+            let n = base + usize::from(b < extra);
+            let o = &mut ob[p0 * LANES..(p0 + n) * LANES];
+            match n {
+                1 => taps1d.block::<1>(o, p0),
+                2 => taps1d.block::<2>(o, p0),
+                3 => taps1d.block::<3>(o, p0),
+                4 => taps1d.block::<4>(o, p0),
+                5 => taps1d.block::<5>(o, p0),
+                6 => taps1d.block::<6>(o, p0),
+                7 => taps1d.block::<7>(o, p0),
+                _ => taps1d.block::<8>(o, p0),
+            }
+            p0 += n;
         }
-        while p0 < ow {
-            channel_block::<1>(xt, wt, ot, cp, c0, p0, taps, bias.map(|_| &*bt));
-            p0 += 1;
+        let lanes = (ch - cb * LANES).min(LANES);
+        rows_from_lanes(&mut out[cb * LANES * ow..], ow, ob, lanes, ow);
+    }
+}
+
+/// One channel block's operands of [`across_channels_1d`].
+struct Taps1d<'a> {
+    /// `[padded position][16]`.
+    xt: &'a [f32],
+    /// `[tap][cp]`; this block's lanes start at `c0`.
+    wt: &'a [f32],
+    cp: usize,
+    c0: usize,
+    taps: usize,
+    bias: Option<&'a [f32; LANES]>,
+    variant: Variant,
+}
+
+impl Taps1d<'_> {
+    /// Outputs `p0..p0+P` into `o` (`[P][16]`): the tap groups of [`sum_taps_like_mlas`], lane
+    /// by lane, sums held in `acc` (registers).
+    #[inline(always)]
+    fn block<const P: usize>(&self, o: &mut [f32], p0: usize) {
+        let (cp, c0) = (self.cp, self.c0);
+        assert!((p0 + P - 1 + self.taps) * LANES <= self.xt.len() && self.taps * cp <= self.wt.len() && c0 + LANES <= cp && o.len() == P * LANES);
+        #[cfg(target_arch = "x86_64")]
+        if matches!(self.variant, Variant::Avx512) {
+            // SAFETY: `Avx512` is chosen only where the CPU has AVX-512F; bounds asserted above.
+            return unsafe { self.block_avx512::<P>(o, p0) };
+        }
+        let w = |t: usize| -> [f32; LANES] { self.wt[t * cp + c0..t * cp + c0 + LANES].try_into().expect("16 lanes") };
+        let x = |at: usize| -> [f32; LANES] { self.xt[at * LANES..(at + 1) * LANES].try_into().expect("16 lanes") };
+        let mut acc = [[0f32; LANES]; P];
+        let mut t = 0;
+        while t < self.taps {
+            let take = if self.taps - t >= 4 { 4 } else if self.taps - t >= 2 { 2 } else { 1 };
+            let first = t == 0;
+            match take {
+                4 => {
+                    let (w0, w1, w2, w3) = (w(t), w(t + 1), w(t + 2), w(t + 3));
+                    for (p, a) in acc.iter_mut().enumerate() {
+                        let r = p0 + p + t;
+                        let (x0, x1, x2, x3) = (x(r), x(r + 1), x(r + 2), x(r + 3));
+                        for l in 0..LANES {
+                            let s = w0[l] * x0[l] + w1[l] * x1[l] + w2[l] * x2[l] + w3[l] * x3[l];
+                            a[l] = if first { s } else { s + a[l] };
+                        }
+                    }
+                }
+                2 => {
+                    let (w0, w1) = (w(t), w(t + 1));
+                    for (p, a) in acc.iter_mut().enumerate() {
+                        let r = p0 + p + t;
+                        let (x0, x1) = (x(r), x(r + 1));
+                        for l in 0..LANES {
+                            let s = w0[l] * x0[l] + w1[l] * x1[l];
+                            a[l] = if first { s } else { s + a[l] };
+                        }
+                    }
+                }
+                _ => {
+                    let w0 = w(t);
+                    for (p, a) in acc.iter_mut().enumerate() {
+                        let x0 = x(p0 + p + t);
+                        for l in 0..LANES {
+                            let s = w0[l] * x0[l];
+                            a[l] = if first { s } else { s + a[l] };
+                        }
+                    }
+                }
+            }
+            t += take;
+        }
+        if let Some(b) = self.bias {
+            for a in acc.iter_mut() {
+                for l in 0..LANES {
+                    a[l] += b[l];
+                }
+            }
+        }
+        for (p, a) in acc.iter().enumerate() {
+            o[p * LANES..(p + 1) * LANES].copy_from_slice(a);
         }
     }
-    for (c, o) in out.chunks_exact_mut(ow).enumerate() {
-        for (p, v) in o.iter_mut().enumerate() {
-            *v = ot[p * cp + c];
+
+    /// [`Taps1d::block`] in AVX-512 intrinsics: the same products and sums in the same order
+    /// (separately rounded multiplies and adds, as MLAS's one-row kernel), the sums in zmm
+    /// registers throughout.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn block_avx512<const P: usize>(&self, o: &mut [f32], p0: usize) {
+        use std::arch::x86_64::*;
+        let (x, w) = (self.xt.as_ptr().add(p0 * LANES), self.wt.as_ptr().add(self.c0));
+        let cp = self.cp;
+        let mut acc = [_mm512_setzero_ps(); P];
+        let mut t = 0;
+        while t < self.taps {
+            let first = t == 0;
+            let wt = |i: usize| _mm512_loadu_ps(w.add((t + i) * cp));
+            let xv = |p: usize, i: usize| _mm512_loadu_ps(x.add((p + t + i) * LANES));
+            let take = if self.taps - t >= 4 {
+                let (w0, w1, w2, w3) = (wt(0), wt(1), wt(2), wt(3));
+                for (p, a) in acc.iter_mut().enumerate() {
+                    let s = _mm512_add_ps(_mm512_mul_ps(w0, xv(p, 0)), _mm512_mul_ps(w1, xv(p, 1)));
+                    let s = _mm512_add_ps(s, _mm512_mul_ps(w2, xv(p, 2)));
+                    let s = _mm512_add_ps(s, _mm512_mul_ps(w3, xv(p, 3)));
+                    *a = if first { s } else { _mm512_add_ps(s, *a) };
+                }
+                4
+            } else if self.taps - t >= 2 {
+                let (w0, w1) = (wt(0), wt(1));
+                for (p, a) in acc.iter_mut().enumerate() {
+                    let s = _mm512_add_ps(_mm512_mul_ps(w0, xv(p, 0)), _mm512_mul_ps(w1, xv(p, 1)));
+                    *a = if first { s } else { _mm512_add_ps(s, *a) };
+                }
+                2
+            } else {
+                let w0 = wt(0);
+                for (p, a) in acc.iter_mut().enumerate() {
+                    let s = _mm512_mul_ps(w0, xv(p, 0));
+                    *a = if first { s } else { _mm512_add_ps(s, *a) };
+                }
+                1
+            };
+            t += take;
+        }
+        if let Some(b) = self.bias {
+            let bv = _mm512_loadu_ps(b.as_ptr());
+            for a in acc.iter_mut() {
+                *a = _mm512_add_ps(*a, bv);
+            }
+        }
+        for (p, a) in acc.iter().enumerate() {
+            _mm512_storeu_ps(o.as_mut_ptr().add(p * LANES), *a);
         }
     }
 }
 
-/// Outputs `p0..p0+P` of channels `c0..c0+LANES` (channels-last buffers of row length `cp`):
-/// the tap groups of [`sum_taps_like_mlas`], lane by lane, sums held in `acc` (registers).
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn channel_block<const P: usize>(xt: &[f32], wt: &[f32], ot: &mut [f32], cp: usize, c0: usize, p0: usize, taps: usize, bias: Option<&[f32]>) {
-    let lanes = |buf: &[f32], row: usize| -> [f32; LANES] { buf[row * cp + c0..row * cp + c0 + LANES].try_into().unwrap() };
-    let mut acc = [[0f32; LANES]; P];
-    let mut t = 0;
-    while t < taps {
-        let take = if taps - t >= 4 { 4 } else if taps - t >= 2 { 2 } else { 1 };
-        let first = t == 0;
-        match take {
-            4 => {
-                let (w0, w1, w2, w3) = (lanes(wt, t), lanes(wt, t + 1), lanes(wt, t + 2), lanes(wt, t + 3));
-                for (p, a) in acc.iter_mut().enumerate() {
-                    let r = p0 + p + t;
-                    let (x0, x1, x2, x3) = (lanes(xt, r), lanes(xt, r + 1), lanes(xt, r + 2), lanes(xt, r + 3));
-                    for l in 0..LANES {
-                        let s = w0[l] * x0[l] + w1[l] * x1[l] + w2[l] * x2[l] + w3[l] * x3[l];
-                        a[l] = if first { s } else { s + a[l] };
-                    }
-                }
-            }
-            2 => {
-                let (w0, w1) = (lanes(wt, t), lanes(wt, t + 1));
-                for (p, a) in acc.iter_mut().enumerate() {
-                    let r = p0 + p + t;
-                    let (x0, x1) = (lanes(xt, r), lanes(xt, r + 1));
-                    for l in 0..LANES {
-                        let s = w0[l] * x0[l] + w1[l] * x1[l];
-                        a[l] = if first { s } else { s + a[l] };
-                    }
-                }
-            }
-            _ => {
-                let w0 = lanes(wt, t);
-                for (p, a) in acc.iter_mut().enumerate() {
-                    let x0 = lanes(xt, p0 + p + t);
-                    for l in 0..LANES {
-                        let s = w0[l] * x0[l];
-                        a[l] = if first { s } else { s + a[l] };
-                    }
-                }
-            }
-        }
-        t += take;
-    }
-    if let Some(b) = bias {
-        let b = lanes(b, 0);
-        for a in acc.iter_mut() {
-            for l in 0..LANES {
-                a[l] += b[l];
-            }
-        }
-    }
-    for (p, a) in acc.iter().enumerate() {
-        ot[(p0 + p) * cp + c0..(p0 + p) * cp + c0 + LANES].copy_from_slice(a);
-    }
-}
-
-/// How [`across_channels_2d`] sums a block of outputs, chosen by the variant of the convolution
-/// that runs it.
+/// How [`across_channels_1d`] and [`across_channels_2d`] sum a block of outputs, chosen by
+/// the variant of the convolution that runs them.
 #[derive(Debug, Clone, Copy)]
-enum Blocks2d {
-    /// Portable code the compiler vectorizes, up to five positions per block (16 lanes are two
-    /// ymm or four NEON q registers: five blocks of sums, a weight and an input fill the
-    /// sixteen ymm).
+enum Variant {
+    /// Portable code the compiler vectorizes (16 lanes are two ymm or four NEON q registers).
     Generic,
-    /// [`Rows2d::block_avx512`], up to ten positions (ten zmm of sums, a weight, an input).
+    /// AVX-512 intrinsics ([`Taps1d::block_avx512`], [`Rows2d::block_avx512`]).
     #[cfg(target_arch = "x86_64")]
     Avx512,
 }
 
-impl Blocks2d {
-    /// Output positions per block at most (the const-generic instances go up to 10).
-    fn max_positions(self) -> usize {
+impl Variant {
+    /// 1-D output positions per block at most (the const-generic instances go up to 8): four
+    /// blocks of sums plus four tap weights fill the sixteen ymm; with AVX-512, eight.
+    fn max_positions_1d(self) -> usize {
         match self {
-            Blocks2d::Generic => 5,
+            Variant::Generic => 4,
             #[cfg(target_arch = "x86_64")]
-            Blocks2d::Avx512 => 10,
+            Variant::Avx512 => 8,
+        }
+    }
+
+    /// 2-D output positions per block at most (the const-generic instances go up to 10): five
+    /// blocks of sums, a weight and an input fill the sixteen ymm; with AVX-512 ten zmm of sums.
+    fn max_positions_2d(self) -> usize {
+        match self {
+            Variant::Generic => 5,
+            #[cfg(target_arch = "x86_64")]
+            Variant::Avx512 => 10,
         }
     }
 }
@@ -387,7 +484,7 @@ impl Blocks2d {
 /// block. The input is copied to `[channel block][padded row][padded column][16]` (the weights
 /// were packed `[channel block][tap][16]`, see [`pack_weights`]; a block's rows are contiguous,
 /// so the 7 rows a block of outputs reads stay in L1) and each block of 16 channels × up to
-/// `blocks_2d.max_positions()` outputs of one row sums its taps in registers. Every output is
+/// `variant.max_positions_2d()` outputs of one row sums its taps in registers. Every output is
 /// one chain of fused multiply-adds over the taps in row-major order from zero, bias added
 /// last: `FmaChain`, lane by lane, so the bits are those of the per-channel kernel.
 #[inline(always)]
@@ -398,7 +495,7 @@ fn across_channels_2d(
     bias: Option<&[f32]>,
     out: &mut [f32],
     scratch: &mut Vec<f32>,
-    blocks_2d: Blocks2d,
+    variant: Variant,
 ) {
     let (oh, ow) = (g.out_h(), g.out_w());
     let (ph, pw) = g.padded();
@@ -438,7 +535,7 @@ fn across_channels_2d(
     }
     // Each row in blocks of nearly equal size, none over the variant's maximum (19 → 10 + 9 or
     // 4×5: short blocks leave the adder chains waiting on each other).
-    let blocks = ow.div_ceil(blocks_2d.max_positions());
+    let blocks = ow.div_ceil(variant.max_positions_2d());
     let (base, extra) = (ow / blocks, ow % blocks);
     for cb in 0..blocks_c {
         let rows = Rows2d {
@@ -449,7 +546,7 @@ fn across_channels_2d(
             k_w: g.k_w,
             bias: bias.map(|_| <&[f32; LANES]>::try_from(&bt[cb * LANES..(cb + 1) * LANES]).expect("16 lanes")),
             #[cfg(target_arch = "x86_64")]
-            avx512: matches!(blocks_2d, Blocks2d::Avx512),
+            avx512: matches!(variant, Variant::Avx512),
         };
         let ob = &mut ot[cb * out_block..(cb + 1) * out_block];
         for y in 0..oh {
@@ -840,10 +937,19 @@ mod tests {
                 let n = channels * g.out_w();
                 let (mut rows, mut across, mut dispatched) = (vec![0.0; n], vec![0.0; n], vec![0.0; n]);
                 rows_1d(&g, &x, &w, bias, &mut rows, &mut Vec::new());
-                across_channels_1d(&g, &x, &pack_channels_last(&w, channels, k_w), bias, &mut across, &mut vec![f32::NAN; 5000]);
+                let packed = pack_channels_last(&w, channels, k_w);
                 depthwise_conv(&g, &x, &w, bias, &mut dispatched, &mut vec![1.0; 3]);
                 let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
-                assert_eq!(bits(&across), bits(&rows), "{g:?} bias {}", bias.is_some());
+                let mut variants = vec![Variant::Generic];
+                #[cfg(target_arch = "x86_64")]
+                if std::arch::is_x86_feature_detected!("avx512f") {
+                    variants.push(Variant::Avx512);
+                }
+                for variant in variants {
+                    across.fill(f32::NAN);
+                    across_channels_1d(&g, &x, &packed, bias, &mut across, &mut vec![f32::NAN; 5000], variant);
+                    assert_eq!(bits(&across), bits(&rows), "{variant:?} {g:?} bias {}", bias.is_some());
+                }
                 assert_eq!(bits(&dispatched), bits(&rows), "{g:?} bias {}", bias.is_some());
             }
         }
