@@ -1,12 +1,18 @@
 //! Depthwise convolution (one filter per channel, stride 1, dilation 1, zero padding) over 1-D
 //! and 2-D signals, as Zipformer's convolution modules and ConvNeXt use it.
 //!
-//! The inner loops run along contiguous output positions, which the compiler vectorizes; the
-//! padded input row is materialized once per channel so the loops carry no bounds logic.
+//! Zipformer's shapes run with the channels in the vector lanes: the input is copied in blocks
+//! of 16 channels (MLAS's NCHWc layout, `[channel block][position][16]`, on a cache-line
+//! boundary), each block of outputs keeps its sums in registers while it walks the taps, and
+//! the result is transposed back (`across_channels_1d`, `across_channels_2d`; AVX-512
+//! intrinsics on x86-64, portable code the compiler vectorizes elsewhere). 1-D convolutions over
+//! more than 16 positions run channel by channel along the positions (`rows_1d`).
 //!
 //! Summation order is onnxruntime's (see `sum_taps_like_mlas`): each output is a sum of up to
 //! 49 products, and the next layer quantizes it dynamically, where a one-ulp difference can flip
 //! an int8 rounding; matching the peer's order keeps the streams bit-identical to it.
+
+use super::transpose::transpose4;
 
 /// Geometry of a depthwise convolution over `[channels, h, w]` (1-D: `h = 1`, kernel height 1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -218,13 +224,14 @@ fn cache_aligned(scratch: &mut Vec<f32>, len: usize) -> &mut [f32] {
 }
 
 /// 1-D convolutions with fewer output positions than this run across channels
-/// ([`across_channels_1d`]); beyond 16, a row of positions fills whole vectors on every target
-/// and the per-channel rows are as fast without the transposes (measured by the ignored test
-/// `depthwise_1d_speed` on Zen 4 with the scratch cache-aligned: 0.21–0.43× the rows' time at
-/// 2–8 positions, 0.78–1.02× at 16).
+/// ([`across_channels_1d`]; every Zipformer chunk's do). Measured by the ignored test
+/// `depthwise_1d_speed` on Zen 4 against the per-channel rows: the AVX-512 blocks take
+/// 0.18–0.19× the rows' time at 2–8 positions and 0.30–0.45× at 16, the portable blocks
+/// 0.28–0.43× and 0.77–1.0×. Longer rows fill whole vectors along the positions.
 const ACROSS_CHANNELS_BELOW: usize = 17;
-/// Channels per vector block of [`across_channels_1d`] (one AVX-512 register of f32).
+/// Channels per vector block (one AVX-512 register of f32).
 const LANES: usize = 16;
+
 /// 1-D `SumOrder::MlasGemv` with the channels in the vector lanes. Zipformer's 1-D depthwise
 /// convs run over 2–16 positions and 256–768 channels: vectors along the positions (as
 /// [`rows_1d`]) are short and mostly remainder, and each channel pays its own padded copy and
@@ -572,30 +579,6 @@ fn across_channels_2d(
         let lanes = (ch - cb * LANES).min(LANES);
         rows_from_lanes(&mut out[cb * LANES * oh * ow..], oh * ow, ob, lanes, oh * ow);
     }
-}
-
-/// Rows `r[k]` of a 4×4 block as its columns: `out[k][m] = r[m][k]` (SSE shuffles on x86_64,
-/// where the plain expression compiled to single-float moves).
-#[inline(always)]
-fn transpose4(r: [[f32; 4]; 4]) -> [[f32; 4]; 4] {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::arch::x86_64::*;
-        // SAFETY: SSE is baseline on x86_64; the loads and stores are of local 4-float arrays.
-        unsafe {
-            let [a, b, c, d] = r.map(|v| _mm_loadu_ps(v.as_ptr()));
-            let (ab0, ab1) = (_mm_unpacklo_ps(a, b), _mm_unpackhi_ps(a, b));
-            let (cd0, cd1) = (_mm_unpacklo_ps(c, d), _mm_unpackhi_ps(c, d));
-            let cols = [_mm_movelh_ps(ab0, cd0), _mm_movehl_ps(cd0, ab0), _mm_movelh_ps(ab1, cd1), _mm_movehl_ps(cd1, ab1)];
-            cols.map(|v| {
-                let mut o = [0f32; 4];
-                _mm_storeu_ps(o.as_mut_ptr(), v);
-                o
-            })
-        }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    std::array::from_fn(|k| [r[0][k], r[1][k], r[2][k], r[3][k]])
 }
 
 /// `dst[x·16 + l] = src[l·stride + x]` for `x < n`, `l < 16` (zeros for `l ≥ lanes`): rows of

@@ -6,6 +6,7 @@
 //! - `qgemm`: u8 × i8 → f32 matrix multiply with fused dequantization and bias.
 //! - `quantize`: dynamic f32 → u8 quantization (onnxruntime's `DynamicQuantizeLinear`).
 //! - `threads`: the intra-op thread pool (`--threads`), shared with tract.
+//! - `transpose`: axis moves of f32 tensors.
 //! - `x86_64` (AVX2, AVX-512 VNNI) and `aarch64` (NEON, NEON dotprod): the SIMD variants.
 
 pub mod activation;
@@ -19,6 +20,7 @@ pub mod reduce;
 pub mod softmax;
 pub mod quantize;
 pub mod threads;
+pub mod transpose;
 
 #[cfg(test)]
 pub(crate) mod test_data {

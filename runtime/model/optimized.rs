@@ -4,15 +4,21 @@
 //! - [`select_masks`]: mask selects (`Where(mask, c, x)`) as `ops::select::SelectConst`.
 //! - [`moves_as_reshapes`]: axis moves that move no data (the moved axis, or every axis it
 //!   jumps over, has length 1) as reshapes: tract copies the tensor for every `MoveAxis`.
+//! - [`moves_as_copies`]: the other f32 axis moves as `ops::move_axis::MoveAxisF32` (blocked
+//!   transposes instead of tract's value-by-value copy).
 
+use super::ops::move_axis::MoveAxisF32;
 use super::ops::select::SelectConst;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::change_axes::{AxisOp, IntoShape};
 
-/// Runs every pass; returns (mask selects, moves made reshapes).
+/// Runs every pass; returns (mask selects, moves made reshapes). (The moves left are all
+/// made [`MoveAxisF32`] copies where they are f32.)
 pub fn run(model: &mut TypedModel) -> TractResult<(usize, usize)> {
-    Ok((select_masks(model)?, moves_as_reshapes(model)?))
+    let counts = (select_masks(model)?, moves_as_reshapes(model)?);
+    moves_as_copies(model)?;
+    Ok(counts)
 }
 
 /// Every `Iff` that selects a scalar constant into an f32 tensor of its own shape (the encoders'
@@ -78,6 +84,23 @@ pub fn moves_as_reshapes(model: &mut TypedModel) -> TractResult<usize> {
         };
         let op = IntoShape { mapping, len: out.iter().product(), strides: Tensor::natural_strides(&out), dims: out };
         let patch = TypedModelPatch::replace_single_op(model, node, &node.inputs, op)?;
+        patch.apply(model)?;
+        count += 1;
+    }
+    Ok(count)
+}
+
+/// Every f32 `MoveAxis` left (after [`moves_as_reshapes`]) becomes [`MoveAxisF32`]; returns
+/// how many.
+pub fn moves_as_copies(model: &mut TypedModel) -> TractResult<usize> {
+    let mut count = 0;
+    for id in model.eval_order()? {
+        let node = model.node(id);
+        let Some(&AxisOp::Move(from, to)) = node.op_as::<AxisOp>() else { continue };
+        if model.outlet_fact(node.inputs[0])?.datum_type != f32::datum_type() || from == to {
+            continue;
+        }
+        let patch = TypedModelPatch::replace_single_op(model, node, &node.inputs, MoveAxisF32 { from, to })?;
         patch.apply(model)?;
         count += 1;
     }

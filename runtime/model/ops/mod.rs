@@ -7,6 +7,7 @@ pub mod dense;
 pub mod depthwise_conv;
 pub mod elementwise;
 pub mod matmul;
+pub mod move_axis;
 pub mod quant_matmul;
 pub mod range;
 pub mod reductions;
