@@ -292,7 +292,8 @@ fn across_channels_1d(
             c0: cb * LANES,
             taps,
             bias: bias.map(|_| <&[f32; LANES]>::try_from(&bt[cb * LANES..(cb + 1) * LANES]).expect("16 lanes")),
-            variant,
+            #[cfg(target_arch = "x86_64")]
+            avx512: matches!(variant, Variant::Avx512),
         };
         let ob = &mut ot[cb * out_block..(cb + 1) * out_block];
         let mut p0 = 0;
@@ -326,7 +327,9 @@ struct Taps1d<'a> {
     c0: usize,
     taps: usize,
     bias: Option<&'a [f32; LANES]>,
-    variant: Variant,
+    /// Run [`Taps1d::block_avx512`] (the AVX-512 variant of the convolution).
+    #[cfg(target_arch = "x86_64")]
+    avx512: bool,
 }
 
 impl Taps1d<'_> {
@@ -337,8 +340,8 @@ impl Taps1d<'_> {
         let (cp, c0) = (self.cp, self.c0);
         assert!((p0 + P - 1 + self.taps) * LANES <= self.xt.len() && self.taps * cp <= self.wt.len() && c0 + LANES <= cp && o.len() == P * LANES);
         #[cfg(target_arch = "x86_64")]
-        if matches!(self.variant, Variant::Avx512) {
-            // SAFETY: `Avx512` is chosen only where the CPU has AVX-512F; bounds asserted above.
+        if self.avx512 {
+            // SAFETY: `avx512` is set only where the CPU has AVX-512F; bounds asserted above.
             return unsafe { self.block_avx512::<P>(o, p0) };
         }
         let w = |t: usize| -> [f32; LANES] { self.wt[t * cp + c0..t * cp + c0 + LANES].try_into().expect("16 lanes") };
@@ -923,6 +926,7 @@ mod tests {
                 let packed = pack_channels_last(&w, channels, k_w);
                 depthwise_conv(&g, &x, &w, bias, &mut dispatched, &mut vec![1.0; 3]);
                 let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+                #[allow(unused_mut)]
                 let mut variants = vec![Variant::Generic];
                 #[cfg(target_arch = "x86_64")]
                 if std::arch::is_x86_feature_detected!("avx512f") {

@@ -397,6 +397,7 @@ pub(crate) struct Step {
 /// up to four groups (one stream is the usual case: a heap allocation per matmul call added up
 /// to about 1% of a 3.3M chunk), on the heap beyond. Not the `smallvec` crate: the kernels
 /// build standalone, without crates, for scripts/kernel-mca.sh.
+#[cfg_attr(not(any(target_arch = "x86_64", target_arch = "aarch64")), allow(dead_code))] // SIMD kernels only
 pub(crate) enum PerGroup<T: Copy + Default> {
     Inline([T; 4], usize),
     Heap(Vec<T>),
