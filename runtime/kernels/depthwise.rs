@@ -235,10 +235,10 @@ const LANES: usize = 16;
 /// 1-D `SumOrder::MlasGemv` with the channels in the vector lanes. Zipformer's 1-D depthwise
 /// convs run over 2–16 positions and 256–768 channels: vectors along the positions (as
 /// [`rows_1d`]) are short and mostly remainder, and each channel pays its own padded copy and
-/// loop setup (~1.8 GMAC/s). Here the input is copied in blocks of 16 channels,
-/// `[channel block][padded position][16]` (the weights were packed `[tap][channels]`, see
-/// [`pack_channels_last`]), each block of 16 channels × up to `variant.max_positions_1d()`
-/// outputs sums every tap group in registers, and the result is transposed back. Every output
+/// loop setup (~1.8 GMAC/s). Here, block by block of 16 channels, the input is copied to
+/// `[padded position][16]` (the weights were packed `[tap][channels]`, see
+/// [`pack_channels_last`]), each block of up to `variant.max_positions_1d()` outputs sums every
+/// tap group in registers, and the outputs are transposed back. Every output
 /// is the same expression as in [`sum_taps_like_mlas`] (groups of 4/2/1 taps summed left to
 /// right, added to the running sum, bias last), so the bits are the same.
 #[inline(always)]
@@ -262,21 +262,14 @@ fn across_channels_1d(
     if ow == 0 {
         return;
     }
-    // Scratch: padded input [blocks_c][pw][16], output [blocks_c][ow][16], bias [cp]. Only the
-    // input's padding (positions, lanes) and the bias's padding lanes are zeroed (scratch is
-    // shared with the other convolutions: clearing all of it cost more than the sums on short
-    // chunks).
+    // Scratch, one channel block at a time: padded input [pw][16], output [ow][16], bias [cp].
+    // Only the input's padding (positions, lanes) and the bias's padding lanes are zeroed
+    // (scratch is shared with the other convolutions: clearing all of it cost more than the
+    // sums on short chunks).
     let (in_block, out_block) = (pw * LANES, ow * LANES);
-    let need = blocks_c * (in_block + out_block + LANES);
-    let (xt, rest) = cache_aligned(scratch, need).split_at_mut(blocks_c * in_block);
-    let (ot, bt) = rest.split_at_mut(blocks_c * out_block);
+    let (xb, rest) = cache_aligned(scratch, in_block + out_block + cp).split_at_mut(in_block);
+    let (ob, bt) = rest.split_at_mut(out_block);
     let left = g.pad[2];
-    for (cb, xb) in xt.chunks_exact_mut(in_block).enumerate() {
-        xb[..left * LANES].fill(0.0);
-        xb[(left + g.in_w) * LANES..].fill(0.0);
-        let lanes = (ch - cb * LANES).min(LANES);
-        lanes_from_rows(&mut xb[left * LANES..], &input[cb * LANES * g.in_w..], g.in_w, lanes, g.in_w);
-    }
     if let Some(b) = bias {
         bt[..ch].copy_from_slice(b);
         bt[ch..].fill(0.0);
@@ -285,8 +278,12 @@ fn across_channels_1d(
     let blocks = ow.div_ceil(variant.max_positions_1d());
     let (base, extra) = (ow / blocks, ow % blocks);
     for cb in 0..blocks_c {
+        let lanes = (ch - cb * LANES).min(LANES);
+        xb[..left * LANES].fill(0.0);
+        xb[(left + g.in_w) * LANES..].fill(0.0);
+        lanes_from_rows(&mut xb[left * LANES..], &input[cb * LANES * g.in_w..], g.in_w, lanes, g.in_w);
         let taps1d = Taps1d {
-            xt: &xt[cb * in_block..(cb + 1) * in_block],
+            xt: xb,
             wt,
             cp,
             c0: cb * LANES,
@@ -295,7 +292,6 @@ fn across_channels_1d(
             #[cfg(target_arch = "x86_64")]
             avx512: matches!(variant, Variant::Avx512),
         };
-        let ob = &mut ot[cb * out_block..(cb + 1) * out_block];
         let mut p0 = 0;
         for b in 0..blocks {
             let n = base + usize::from(b < extra);
@@ -312,7 +308,6 @@ fn across_channels_1d(
             }
             p0 += n;
         }
-        let lanes = (ch - cb * LANES).min(LANES);
         rows_from_lanes(&mut out[cb * LANES * ow..], ow, ob, lanes, ow);
     }
 }
@@ -491,12 +486,13 @@ impl Variant {
 /// lines costs two (the per-channel flat-row kernel this replaced ran at 15 GMAC/s on Zen 4,
 /// bound by its loads). In blocks of 16 channels (MLAS's NCHWc layout), every tap of every
 /// output reads one aligned vector, and the tap's weights are one vector for all positions of a
-/// block. The input is copied to `[channel block][padded row][padded column][16]` (the weights
-/// were packed `[channel block][tap][16]`, see [`pack_weights`]; a block's rows are contiguous,
-/// so the 7 rows a block of outputs reads stay in L1) and each block of 16 channels × up to
-/// `variant.max_positions_2d()` outputs of one row sums its taps in registers. Every output is
-/// one chain of fused multiply-adds over the taps in row-major order from zero, bias added
-/// last: `FmaChain`, lane by lane, so the bits are those of the per-channel kernel.
+/// block. Channel block by channel block, the input is copied to `[padded row][padded
+/// column][16]` (the weights were packed `[channel block][tap][16]`, see [`pack_weights`]; the
+/// rows are contiguous, so the 7 rows a block of outputs reads stay in L1), each block of up to
+/// `variant.max_positions_2d()` outputs of one row sums its taps in registers, and the block's
+/// outputs are transposed back. Every output is one chain of fused multiply-adds over the taps
+/// in row-major order from zero, bias added last: `FmaChain`, lane by lane, so the bits are
+/// those of the per-channel kernel.
 #[inline(always)]
 fn across_channels_2d(
     g: &DepthwiseGeometry,
@@ -518,27 +514,14 @@ fn across_channels_2d(
     if oh == 0 || ow == 0 {
         return;
     }
-    // Scratch: padded input [blocks_c][ph][pw][16], output [blocks_c][oh][ow][16], bias. Only
-    // the input's padding (rows, columns, lanes) and the bias's padding lanes are zeroed.
+    // Scratch, one channel block at a time (55 KB for ConvNeXt's): padded input [ph][pw][16],
+    // output [oh·ow][16], bias [cp]. Only the input's padding (rows, columns, lanes) and the
+    // bias's padding lanes are zeroed.
     let (in_block, out_block) = (ph * pw * LANES, oh * ow * LANES);
-    let need = blocks_c * (in_block + out_block + LANES);
-    let (xt, rest) = cache_aligned(scratch, need).split_at_mut(blocks_c * in_block);
-    let (ot, bt) = rest.split_at_mut(blocks_c * out_block);
+    let (xb, rest) = cache_aligned(scratch, in_block + out_block + blocks_c * LANES).split_at_mut(in_block);
+    let (ob, bt) = rest.split_at_mut(out_block);
     let (top, left) = (g.pad[0], g.pad[2]);
     let plane = g.in_h * g.in_w;
-    for (cb, xb) in xt.chunks_exact_mut(in_block).enumerate() {
-        xb[..top * pw * LANES].fill(0.0);
-        xb[(top + g.in_h) * pw * LANES..].fill(0.0);
-        let lanes = (ch - cb * LANES).min(LANES);
-        for y in 0..g.in_h {
-            let row = &mut xb[(top + y) * pw * LANES..(top + y + 1) * pw * LANES];
-            row[..left * LANES].fill(0.0);
-            row[(left + g.in_w) * LANES..].fill(0.0);
-            let row = &mut row[left * LANES..(left + g.in_w) * LANES];
-            let src = &input[cb * LANES * plane + y * g.in_w..];
-            lanes_from_rows(row, src, plane, lanes, g.in_w);
-        }
-    }
     if let Some(b) = bias {
         bt[..ch].copy_from_slice(b);
         bt[ch..].fill(0.0);
@@ -548,8 +531,19 @@ fn across_channels_2d(
     let blocks = ow.div_ceil(variant.max_positions_2d());
     let (base, extra) = (ow / blocks, ow % blocks);
     for cb in 0..blocks_c {
+        let lanes = (ch - cb * LANES).min(LANES);
+        xb[..top * pw * LANES].fill(0.0);
+        xb[(top + g.in_h) * pw * LANES..].fill(0.0);
+        for y in 0..g.in_h {
+            let row = &mut xb[(top + y) * pw * LANES..(top + y + 1) * pw * LANES];
+            row[..left * LANES].fill(0.0);
+            row[(left + g.in_w) * LANES..].fill(0.0);
+            let row = &mut row[left * LANES..(left + g.in_w) * LANES];
+            let src = &input[cb * LANES * plane + y * g.in_w..];
+            lanes_from_rows(row, src, plane, lanes, g.in_w);
+        }
         let rows = Rows2d {
-            xt: &xt[cb * in_block..(cb + 1) * in_block],
+            xt: xb,
             wt: &wt[cb * taps * LANES..(cb + 1) * taps * LANES],
             pw,
             k_h: g.k_h,
@@ -558,7 +552,6 @@ fn across_channels_2d(
             #[cfg(target_arch = "x86_64")]
             avx512: matches!(variant, Variant::Avx512),
         };
-        let ob = &mut ot[cb * out_block..(cb + 1) * out_block];
         for y in 0..oh {
             let mut x0 = 0;
             for b in 0..blocks {
@@ -579,7 +572,6 @@ fn across_channels_2d(
                 x0 += n;
             }
         }
-        let lanes = (ch - cb * LANES).min(LANES);
         rows_from_lanes(&mut out[cb * LANES * oh * ow..], oh * ow, ob, lanes, oh * ow);
     }
 }
