@@ -226,7 +226,7 @@ fn cache_aligned(scratch: &mut Vec<f32>, len: usize) -> &mut [f32] {
 /// 1-D convolutions with fewer output positions than this run across channels
 /// ([`across_channels_1d`]; every Zipformer chunk's do). Measured by the ignored test
 /// `depthwise_1d_speed` on Zen 4 against the per-channel rows: the AVX-512 blocks take
-/// 0.18–0.19× the rows' time at 2–8 positions and 0.30–0.45× at 16, the portable blocks
+/// 0.15–0.18× the rows' time at 2–8 positions and 0.29–0.45× at 16, the portable blocks
 /// 0.28–0.43× and 0.77–1.0×. Longer rows fill whole vectors along the positions.
 const ACROSS_CHANNELS_BELOW: usize = 17;
 /// Channels per vector block (one AVX-512 register of f32).
