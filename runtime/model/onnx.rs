@@ -157,8 +157,8 @@ impl OnnxFile {
             .map(|o| typed.outlet_label(*o).map(|s| s.to_string()).unwrap_or_else(|| typed.node(o.node).name.clone()))
             .collect();
         let mut optimized = typed.into_optimized().with_context(|| format!("{what}: tract could not optimize the graph"))?;
-        let (selects, moves) = super::optimized::run(&mut optimized).with_context(|| format!("{what}: rewriting the optimized graph"))?;
-        log::debug!("{what}: {selects} mask selects as ZipvoxSelectConst, {moves} axis moves as reshapes");
+        let (selects, reshapes, copies) = super::optimized::run(&mut optimized).with_context(|| format!("{what}: rewriting the optimized graph"))?;
+        log::debug!("{what}: {selects} mask selects as ZipvoxSelectConst, {reshapes} axis moves as reshapes, {copies} as ZipvoxMoveAxis");
         // Every patch above and in tract's optimizer leaves the replaced nodes behind in the node
         // vector (and their constants with them); the plan keeps the model for the whole run, so
         // drop the dead ones now (3.3M encoder: ~3 MB of heap).

@@ -13,12 +13,9 @@ use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::change_axes::{AxisOp, IntoShape};
 
-/// Runs every pass; returns (mask selects, moves made reshapes). (The moves left are all
-/// made [`MoveAxisF32`] copies where they are f32.)
-pub fn run(model: &mut TypedModel) -> TractResult<(usize, usize)> {
-    let counts = (select_masks(model)?, moves_as_reshapes(model)?);
-    moves_as_copies(model)?;
-    Ok(counts)
+/// Runs every pass; returns (mask selects, moves made reshapes, moves made [`MoveAxisF32`]).
+pub fn run(model: &mut TypedModel) -> TractResult<(usize, usize, usize)> {
+    Ok((select_masks(model)?, moves_as_reshapes(model)?, moves_as_copies(model)?))
 }
 
 /// Every `Iff` that selects a scalar constant into an f32 tensor of its own shape (the encoders'

@@ -16,8 +16,9 @@ use tract_onnx::tract_hir::internal::{
 pub struct DepthwiseConv {
     /// `[channels, k_h, k_w]` (k_h = 1 for 1-D).
     pub weights: Arc<Vec<f32>>,
-    /// The weights channels-last (`pack_channels_last`), packed on the first call that reads
-    /// them (1-D over short chunks; convs that never do keep no copy).
+    /// The weights as the kernel reads them (`pack_weights`: channels-last for 1-D, in blocks
+    /// of 16 channels for 2-D), packed on the first call that reads them (every 2-D conv, 1-D
+    /// over at most 16 positions; convs that never do keep no copy).
     pub weights_channels_last: Arc<OnceLock<Vec<f32>>>,
     pub bias: Option<Arc<Vec<f32>>>,
     pub channels: usize,
